@@ -1,0 +1,1 @@
+"""The MobileNetV4 reference models (placeholder until the builders land)."""

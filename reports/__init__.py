@@ -1,0 +1,1 @@
+"""Turning result files into tables, plots and leaderboards."""

@@ -1,0 +1,281 @@
+"""The contract between the core and its plugins.
+
+Plugins hand the core *specs*: small frozen records that say what they offer and where the
+implementation lives ("module:attribute"). The core imports an implementation only when a run
+needs it, so discovery (`mnv4suite list`) never pays for torch, tensorflow or onnxruntime.
+
+Built-in and third-party plugins use exactly these types; nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pluggy
+
+PROJECT = "mnv4suite"
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+def load_object(path: str) -> Any:
+    """Import "package.module:attribute" on demand."""
+    module_name, _, attr = path.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr) if attr else module
+
+
+# --------------------------------------------------------------------------- availability
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A Python module a plugin needs, and how a user gets it."""
+
+    module: str
+    install: str  # what to tell the user, e.g. "pip install 'mnv4suite[onnx]'"
+
+    def missing(self) -> str | None:
+        # find_spec on a top-level name locates the package without executing it.
+        if importlib.util.find_spec(self.module) is None:
+            return f"Python package '{self.module}' is not installed ({self.install})"
+        return None
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether something can run here; if not, every reason why."""
+
+    available: bool
+    reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # true but not blocking, e.g. "runs on 2 threads"
+
+    @classmethod
+    def ok(cls, *notes: str) -> "Availability":
+        return cls(True, (), tuple(notes))
+
+    @classmethod
+    def missing(cls, *reasons: str) -> "Availability":
+        return cls(False, tuple(reasons))
+
+    def __bool__(self) -> bool:
+        return self.available
+
+    def explain(self) -> str:
+        return "available" if self.available else "; ".join(self.reasons)
+
+
+def check_requirements(requirements: Iterable[Requirement]) -> Availability:
+    reasons = [r for r in (req.missing() for req in requirements) if r]
+    return Availability.missing(*reasons) if reasons else Availability.ok()
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the suite can run. `builder` returns an eval-mode torch.nn.Module."""
+
+    id: str
+    builder: str  # "module:function"; called as builder(model_id, num_classes=..., weights=...)
+    resolution: int
+    num_classes: int = 1000
+    kind: str = "classification"  # which tasks can use it
+    family: str = ""
+    params: int | None = None
+    macs: int | None = None
+    aliases: tuple[str, ...] = ()
+    summary: str = ""
+    published: dict[str, Any] = field(default_factory=dict)  # e.g. {"top1": 73.8, "source": "..."}
+    requires: tuple[Requirement, ...] = ()
+
+    def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
+        return (batch, 3, self.resolution, self.resolution)
+
+    def build(self, num_classes: int | None = None, weights: str | Path | None = None):
+        builder = load_object(self.builder)
+        return builder(self.id, num_classes=num_classes or self.num_classes, weights=weights)
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class Session(abc.ABC):
+    """A prepared model ready to answer queries: the thing LoadGen times."""
+
+    #: What actually executed the model, e.g. "CPU (XNNPACK, 2 threads)". Never the wish, the fact.
+    accelerator: str = "cpu"
+    #: Operators the delegate handed back to the CPU (empty when the delegate ran everything).
+    cpu_fallback_ops: Sequence[str] = ()
+
+    @abc.abstractmethod
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """One inference on an NCHW float32 batch; returns the model's raw output."""
+
+
+@dataclass
+class Artifact:
+    """What a backend prepared for the device: a file on disk, or an in-memory model."""
+
+    kind: str  # "onnx", "tflite", "torch-eager", ...
+    path: Path | None = None
+    sha256: str | None = None
+    cached: bool = False  # True when reused from the artifact cache
+    details: dict[str, Any] = field(default_factory=dict)
+    payload: Any = None  # in-memory object (e.g. a torch module); never serialised
+
+
+@dataclass
+class PreparedModel:
+    """A model ready for a backend: spec, built module and weight provenance."""
+
+    spec: ModelSpec
+    module: Any  # torch.nn.Module in eval mode
+    weights: str  # file path, hub name or "random-init (seed N)"
+    checksum: str  # sha256 over the state dict, so results name the exact weights
+
+
+class Backend(abc.ABC):
+    """A framework x delegate pair. Subclasses import their framework lazily."""
+
+    def __init__(self, spec: "BackendSpec"):
+        self.spec = spec
+
+    def probe(self) -> Availability:
+        """Full availability check, allowed to import the framework."""
+        return self.spec.probe()
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Versions of every framework library this backend uses."""
+
+    @abc.abstractmethod
+    def prepare(self, model: PreparedModel, cache: "ArtifactCacheLike") -> Artifact:
+        """Export/convert/quantize the model for this backend (cached)."""
+
+    @abc.abstractmethod
+    def load(self, artifact: Artifact, model: PreparedModel) -> Session:
+        """Turn an artifact into a session that runs inferences."""
+
+
+class ArtifactCacheLike(abc.ABC):
+    """What backends need from the artifact cache (see mnv4suite.cache)."""
+
+    @abc.abstractmethod
+    def fetch_or_build(self, key: dict[str, Any], suffix: str, build: Callable[[Path], None]) -> tuple[Path, str, bool]:
+        """Return (path, sha256, was_cached); `build(tmp_path)` writes the file when missing."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend as discovery sees it: id, what it stands for, how to load it."""
+
+    id: str
+    framework: str
+    delegate: str
+    precision: str  # fp32 | fp16 | int8
+    hardware: str  # id of the device profile it stands for
+    implementation: str  # "module:Class", a Backend subclass
+    requires: tuple[Requirement, ...] = ()
+    summary: str = ""
+    #: cheap extra probe (shared library, device node) that must not import a framework
+    probe_hook: Callable[[], Availability] | None = None
+
+    def probe(self) -> Availability:
+        found = check_requirements(self.requires)
+        if found and self.probe_hook is not None:
+            return self.probe_hook()
+        return found
+
+    def create(self) -> Backend:
+        return load_object(self.implementation)(self)
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+class Dataset(abc.ABC):
+    """The query sample library: pre-processed inputs held in memory, as MLPerf allows."""
+
+    name: str = ""
+    #: how many samples were skipped as unreadable, with (file, reason) for each
+    skipped: list[tuple[str, str]]
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @property
+    def synthetic(self) -> bool:
+        return False
+
+    def performance_count(self) -> int:
+        """How many samples LoadGen keeps in RAM for performance runs."""
+        return min(len(self), 1024)
+
+    def load(self, indices: Sequence[int]) -> None:
+        """Bring these samples into memory before timing starts."""
+
+    def unload(self, indices: Sequence[int]) -> None:
+        """Release samples LoadGen no longer needs."""
+
+    @abc.abstractmethod
+    def get(self, index: int) -> np.ndarray:
+        """The pre-processed NCHW float32 input (batch 1) of one sample."""
+
+
+class Task(abc.ABC):
+    """Data, post-processing and metric: identical for every backend."""
+
+    def __init__(self, spec: "TaskSpec"):
+        self.spec = spec
+
+    @abc.abstractmethod
+    def dataset(self, model: ModelSpec, data: Path | None, count: int | None = None, on_error: str = "stop") -> Dataset:
+        """Real data from `data`, or a synthetic input-shaped set when `data` is None."""
+
+    @abc.abstractmethod
+    def encode(self, outputs: np.ndarray) -> bytes:
+        """Post-process raw model outputs into the LoadGen accuracy-log payload."""
+
+    @abc.abstractmethod
+    def metric(self, payloads: dict[int, bytes], dataset: Dataset) -> dict[str, Any]:
+        """Accuracy from the payloads LoadGen logged, keyed by sample index."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    id: str
+    implementation: str  # "module:Class", a Task subclass
+    model_kind: str = "classification"
+    metrics: tuple[str, ...] = ()
+    summary: str = ""
+    requires: tuple[Requirement, ...] = ()
+
+    def probe(self) -> Availability:
+        return check_requirements(self.requires)
+
+    def create(self) -> Task:
+        return load_object(self.implementation)(self)
+
+
+# --------------------------------------------------------------------------- hardware
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A hardware target. Figures carry their provenance: published, derived, fitted or measured."""
+
+    id: str
+    name: str
+    kind: str  # cpu | gpu | dsp | npu | edgetpu
+    ridge_point: float | None = None  # MACs per byte where compute and memory time meet
+    peak_macs_per_s: float | None = None
+    bandwidth_bytes_per_s: float | None = None
+    source: str = ""
+    notes: str = ""

@@ -1,0 +1,1 @@
+"""Built-in tasks: datasets, pre-processing, post-processing and metrics."""
