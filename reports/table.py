@@ -1,0 +1,34 @@
+"""The results table printed at the end of a run."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from tabulate import tabulate
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def results_table(results: Iterable[dict[str, Any]], tablefmt: str = "simple") -> str:
+    rows = []
+    for r in results:
+        latency = r.get("latency") or {}
+        accuracy = (r.get("accuracy") or {}).get("metrics", {})
+        rows.append(
+            [
+                r["model"]["id"],
+                r["backend"]["id"],
+                r["scenario"],
+                _fmt(latency.get("p50_ms")),
+                _fmt(latency.get("p90_ms")),
+                _fmt(latency.get("early_stopping_p90_ms")),
+                _fmt(latency.get("mean_ms")),
+                _fmt(latency.get("samples_per_s"), 1),
+                _fmt(accuracy.get("top1")),
+                r["validity"]["result"],
+            ]
+        )
+    headers = ["model", "backend", "scenario", "p50 ms", "p90 ms", "ES p90 ms", "mean ms", "samples/s", "top-1 %", "LoadGen"]
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)

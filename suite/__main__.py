@@ -1,0 +1,5 @@
+import sys
+
+from mnv4suite.cli import main
+
+sys.exit(main())

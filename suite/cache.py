@@ -1,0 +1,75 @@
+"""The artifact cache: exported and converted models on disk, keyed by everything they depend on.
+
+The key is a dict (model, weights checksum, precision, converter and its version, calibration
+set, ...) hashed canonically. Each entry records the artifact's own sha256; an entry whose file
+is missing, partial or altered is rebuilt rather than trusted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from mnv4suite.api import ArtifactCacheLike
+from mnv4suite.fileio import atomic_write_json, sha256_file
+
+CACHE_ENV = "MNV4SUITE_CACHE"
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "mnv4suite"
+
+
+def cache_key(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ArtifactCache(ArtifactCacheLike):
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root else default_cache_dir()
+
+    def entry_dir(self, key: dict[str, Any]) -> Path:
+        digest = cache_key(key)
+        return self.root / digest[:2] / digest
+
+    def fetch_or_build(self, key: dict[str, Any], suffix: str, build: Callable[[Path], None]) -> tuple[Path, str, bool]:
+        entry = self.entry_dir(key)
+        entry.mkdir(parents=True, exist_ok=True)
+        artifact = entry / f"artifact{suffix}"
+        manifest = entry / "manifest.json"
+        # One builder at a time per entry; others wait and then reuse its work.
+        with open(entry / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self._valid(artifact, manifest):
+                return artifact, json.loads(manifest.read_text())["sha256"], True
+            manifest.unlink(missing_ok=True)
+            tmp = entry / f".building{suffix}"
+            tmp.unlink(missing_ok=True)
+            build(tmp)
+            if not tmp.exists() or tmp.stat().st_size == 0:
+                raise RuntimeError(f"artifact builder wrote nothing to {tmp}")
+            os.replace(tmp, artifact)
+            digest = sha256_file(artifact)
+            atomic_write_json(
+                manifest,
+                {"key": key, "sha256": digest, "size": artifact.stat().st_size, "created": time.time()},
+            )
+            return artifact, digest, False
+
+    @staticmethod
+    def _valid(artifact: Path, manifest: Path) -> bool:
+        if not (artifact.exists() and manifest.exists()):
+            return False
+        try:
+            recorded = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            return False
+        return recorded.get("size") == artifact.stat().st_size and recorded.get("sha256") == sha256_file(artifact)

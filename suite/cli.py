@@ -1,0 +1,123 @@
+"""The `mnv4suite` command.
+
+User errors (unknown names, missing files, bad configs, broken data) are printed as one clear
+message with a non-zero exit code; tracebacks are kept for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from mnv4suite import __version__
+from mnv4suite.errors import UserError
+
+DESCRIPTION = """\
+mnv4suite: measure MobileNetV4 models on mobile ML runtimes, MLPerf Mobile style.
+
+Backends (framework x hardware delegate), tasks (ImageNet, COCO) and models come from plugins;
+`mnv4suite list` shows what is installed and what can run on this machine.
+"""
+
+RUN_EPILOG = """\
+examples:
+  mnv4suite run --preset rapid
+      latency of every reference model on every backend available here (no data needed)
+  mnv4suite run --task imagenet --backend onnxruntime-cpu --model mnv4-conv-s --data ~/imagenet/val
+      accuracy and latency on your copy of ImageNet val
+  mnv4suite run --config run.yaml
+      the same options written in a YAML file (keys as the long options: task, backend, ...)
+
+presets (MLPerf Mobile): normal = 1024 queries and 60 s; quick = 128 and 10 s; rapid = 64 and 6 s.
+"""
+
+LIST_KINDS = ("backends", "tasks", "models", "devices")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mnv4suite", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"mnv4suite {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_list = sub.add_parser("list", help="show installed backends, tasks, models and devices",
+                            description="Show what plugins provide; backends say whether they can run here and why not.")
+    p_list.add_argument("kind", nargs="?", choices=LIST_KINDS, help="one section only (default: all)")
+
+    p_run = sub.add_parser("run", help="benchmark models on backends with MLPerf LoadGen",
+                           description="Run LoadGen tests: one per model x backend, each in its own process.",
+                           epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_run.add_argument("--config", metavar="FILE", help="YAML file with any of the options below")
+    p_run.add_argument("--task", help="task id (default: imagenet)")
+    p_run.add_argument("--backend", action="append", metavar="ID",
+                       help="backend id; repeat or comma-separate for several (default: all available here)")
+    p_run.add_argument("--model", action="append", metavar="ID",
+                       help="model id or alias; repeat or comma-separate (default: every model the task runs)")
+    p_run.add_argument("--preset", help="normal | quick | rapid (default: normal)")
+    p_run.add_argument("--scenario", help="SingleStream | Offline (default: SingleStream)")
+    p_run.add_argument("--mode", help="performance | accuracy | both (default: both with --data, else performance)")
+    p_run.add_argument("--data", metavar="PATH", help="dataset folder; without it, inputs are generated in the task's shape")
+    p_run.add_argument("--count", type=int, metavar="N", help="use a deterministic subset of N samples")
+    p_run.add_argument("--on-error", dest="on_error", choices=("stop", "skip"),
+                       help="unreadable data files: stop (default) or skip and count them")
+    p_run.add_argument("--weights", metavar="FILE|HUB", help="checkpoint for the (single) model; default: seeded random init")
+    p_run.add_argument("--out", metavar="DIR", help="where results go (default: ./mnv4suite-results)")
+    p_run.add_argument("--cache-dir", dest="cache_dir", metavar="DIR",
+                       help="artifact cache (default: $MNV4SUITE_CACHE or ~/.cache/mnv4suite)")
+    return parser
+
+
+def cmd_list(args) -> int:
+    from mnv4suite.listing import render
+    from mnv4suite.registry import get_registry
+
+    print(render(get_registry(), [args.kind] if args.kind else list(LIST_KINDS)))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from mnv4suite import runner
+    from mnv4suite.config import build_config, read_yaml
+    from mnv4suite.registry import get_registry
+    from mnv4suite.reports.table import results_table
+
+    file_values = read_yaml(args.config) if args.config else {}
+    cli_values = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    config = build_config(file_values, cli_values)
+    plan = runner.plan(config, get_registry())
+    for backend_id, found in plan.skipped_backends.items():
+        print(f"note: skipping backend {backend_id}: {found.explain()}", file=sys.stderr)
+    print(f"{len(plan.jobs)} job(s); results in {plan.run_dir}", file=sys.stderr)
+    outcomes = runner.execute(plan, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    done = [o.result for o in outcomes if o.ok]
+    if done:
+        print(results_table(done))
+    print(f"\n{len(done)} of {len(plan.jobs)} job(s) complete; result files under {plan.run_dir}", file=sys.stderr)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        first = failed[0].error
+        if first.get("user_error"):
+            raise UserError(first["message"])
+        return 1
+    return 0 if len(done) == len(plan.jobs) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return {"list": cmd_list, "run": cmd_run}[args.command](args)
+    except UserError as exc:
+        print(f"mnv4suite: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mnv4suite: interrupted; finished results are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

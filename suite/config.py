@@ -1,0 +1,100 @@
+"""Run configuration: the `mnv4suite run` flags, or the same keys in a YAML file.
+
+A YAML config is the flags written down; flags given on the command line override it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mnv4suite.errors import UserError
+from mnv4suite.run_rules import check_mode, get_preset, normalize_scenario
+
+DEFAULT_OUT = "mnv4suite-results"
+
+
+@dataclass
+class RunConfig:
+    task: str = "imagenet"
+    backend: list[str] = field(default_factory=list)  # empty: every backend available here
+    model: list[str] = field(default_factory=list)  # empty: every model the task can run
+    preset: str = "normal"
+    scenario: str = "SingleStream"
+    mode: str | None = None  # None: "both" with --data, else "performance"
+    data: str | None = None
+    count: int | None = None
+    weights: str | None = None
+    out: str = DEFAULT_OUT
+    on_error: str = "stop"
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        self.backend = _as_list(self.backend, "backend")
+        self.model = _as_list(self.model, "model")
+        get_preset(self.preset)
+        self.scenario = normalize_scenario(self.scenario)
+        if self.mode is None:
+            self.mode = "both" if self.data else "performance"
+        check_mode(self.mode)
+        if self.mode != "performance" and not self.data:
+            raise UserError(
+                f"--mode {self.mode} measures accuracy and needs a dataset: pass --data PATH "
+                "(or use --mode performance, which runs on generated inputs of the task's shape)"
+            )
+        if self.on_error not in ("stop", "skip"):
+            raise UserError(f"on_error must be 'stop' or 'skip', not '{self.on_error}'")
+        if self.count is not None and (not isinstance(self.count, int) or self.count < 1):
+            raise UserError(f"count must be a positive integer, not {self.count!r}")
+
+
+def _as_list(value: Any, key: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"'{key}' must be a name or a list of names, not {value!r}")
+    # "a,b" on the command line means two names
+    return [name.strip() for item in value for name in item.split(",") if name.strip()]
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Load a config file, answering every problem with the file name and position."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = ""
+        if getattr(exc, "problem_mark", None) is not None:
+            mark = exc.problem_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError(f"config file {path} is not valid YAML{where}: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must be a mapping of option: value, not a {type(data).__name__}")
+    known = {f.name for f in fields(RunConfig)}
+    for key in data:
+        normalized = str(key).replace("-", "_")
+        if normalized not in known:
+            close = difflib.get_close_matches(normalized, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise UserError(f"config file {path}: unknown option '{key}'.{hint} Known options: {', '.join(sorted(known))}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def build_config(file_values: dict[str, Any], cli_values: dict[str, Any]) -> RunConfig:
+    """Command-line values (those not None) override the file's."""
+    merged = {**file_values, **{k: v for k, v in cli_values.items() if v is not None}}
+    try:
+        return RunConfig(**merged)
+    except TypeError as exc:
+        raise UserError(f"bad run configuration: {exc}") from exc

@@ -1,0 +1,154 @@
+"""The LoadGen harness: a System Under Test around a backend session, a Query Sample Library
+around a task dataset, and one LoadGen test.
+
+LoadGen keeps process-wide state (a second `TestSettings.FromConfig` in one process invalidates
+the run), so settings are set field by field and a process runs at most one test: the runner
+starts a fresh worker process per test.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mnv4suite import loadgen_log
+from mnv4suite.api import Dataset, Session
+from mnv4suite.run_rules import Preset, Seeds
+
+_TEST_STARTED = False
+
+LOADGEN_MODES = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly", "both": "SubmissionRun"}
+
+
+@dataclass
+class HarnessSettings:
+    scenario: str  # SingleStream | Offline
+    mode: str  # performance | accuracy | both
+    preset: Preset
+    seeds: Seeds
+    log_dir: Path
+    warmup_runs: int = 10
+    progress: bool = True
+
+
+@dataclass
+class HarnessReport:
+    log_dir: Path
+    latency: dict[str, Any] | None
+    validity: dict[str, Any]
+    payloads: dict[int, bytes]
+    warmup_latency_ms: float
+    loadgen_version: str | None
+    errors: list[str] = field(default_factory=list)
+
+
+class SystemUnderTest:
+    """Answers LoadGen's queries with one inference per sample, then the task's encoding."""
+
+    def __init__(self, session: Session, dataset: Dataset, encode: Callable[[np.ndarray], bytes], progress=None):
+        self.session, self.dataset, self.encode = session, dataset, encode
+        self.progress = progress
+        self.failure: BaseException | None = None
+
+    def issue_queries(self, query_samples) -> None:
+        import mlperf_loadgen as lg
+
+        for sample in query_samples:
+            try:
+                payload = self.encode(self.session.run(self.dataset.get(sample.index)))
+            except BaseException as exc:  # noqa: BLE001 - reported after the test, never swallowed
+                self.failure = self.failure or exc
+                payload = b""
+            buffer = np.frombuffer(payload, dtype=np.uint8) if payload else np.zeros(1, np.uint8)
+            response = lg.QuerySampleResponse(sample.id, buffer.ctypes.data, len(payload))
+            lg.QuerySamplesComplete([response])
+            if self.progress is not None:
+                self.progress.update(1)
+
+    def flush_queries(self) -> None:
+        pass
+
+
+def measure_warmup(session: Session, dataset: Dataset, runs: int) -> float:
+    """Warm caches and allocators; returns the fastest latency (ms) seen.
+
+    LoadGen pre-generates min_duration / expected_latency queries; an expectation that is too high
+    leaves the test short of its minimum duration, one that is too low costs only memory.
+    """
+    dataset.load([0])
+    sample = dataset.get(0)
+    times = []
+    for _ in range(max(1, runs)):
+        start = time.perf_counter()
+        session.run(sample)
+        times.append(time.perf_counter() - start)
+    dataset.unload([0])
+    return float(np.min(times) * 1e3)
+
+
+def _settings(lg, cfg: HarnessSettings, expected_ms: float):
+    settings = lg.TestSettings()
+    settings.scenario = getattr(lg.TestScenario, cfg.scenario)
+    settings.mode = getattr(lg.TestMode, LOADGEN_MODES[cfg.mode])
+    settings.min_query_count = cfg.preset.min_query_count
+    settings.min_duration_ms = cfg.preset.min_duration_ms
+    settings.qsl_rng_seed = cfg.seeds.qsl
+    settings.sample_index_rng_seed = cfg.seeds.sample_index
+    settings.schedule_rng_seed = cfg.seeds.schedule
+    if cfg.scenario == "SingleStream":
+        settings.single_stream_expected_latency_ns = max(1, int(expected_ms * 1e6 / 2))
+    else:
+        settings.offline_expected_qps = max(1.0, 2000.0 / max(expected_ms, 1e-3))
+    return settings
+
+
+def run_test(session: Session, dataset: Dataset, encode: Callable[[np.ndarray], bytes], cfg: HarnessSettings) -> HarnessReport:
+    """Run one LoadGen test. Raises if this process already ran one."""
+    global _TEST_STARTED
+    if _TEST_STARTED:
+        raise RuntimeError("LoadGen keeps process-wide state: run one LoadGen test per process")
+    _TEST_STARTED = True
+    import mlperf_loadgen as lg
+
+    expected_ms = measure_warmup(session, dataset, cfg.warmup_runs)
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
+    progress = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        total = len(dataset) if cfg.mode == "accuracy" else None
+        progress = tqdm(total=total, desc=f"  {cfg.mode} {cfg.scenario}", unit="query", file=sys.stderr,
+                        leave=False, disable=None)  # None: silent when stderr is not a terminal
+    sut_impl = SystemUnderTest(session, dataset, encode, progress)
+    sut = lg.ConstructSUT(sut_impl.issue_queries, sut_impl.flush_queries)
+    qsl = lg.ConstructQSL(len(dataset), dataset.performance_count(), dataset.load, dataset.unload)
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(cfg.log_dir)
+    log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = False
+    try:
+        lg.StartTestWithLogSettings(sut, qsl, _settings(lg, cfg, expected_ms), log_settings)
+    finally:
+        lg.DestroyQSL(qsl)
+        lg.DestroySUT(sut)
+        if progress is not None:
+            progress.close()
+    if sut_impl.failure is not None:
+        raise RuntimeError(f"inference failed during the LoadGen test: {sut_impl.failure!r}") from sut_impl.failure
+
+    detail = loadgen_log.read_detail(cfg.log_dir)
+    measured_performance = cfg.mode in ("performance", "both")
+    return HarnessReport(
+        log_dir=cfg.log_dir,
+        latency=loadgen_log.latency_figures(detail) if measured_performance else None,
+        validity=loadgen_log.validity(detail) if measured_performance else {"result": "ACCURACY-ONLY"},
+        payloads=loadgen_log.read_accuracy_payloads(cfg.log_dir) if cfg.mode != "performance" else {},
+        warmup_latency_ms=expected_ms,
+        loadgen_version=detail.get("loadgen_version"),
+        errors=detail.get("_errors", []),
+    )

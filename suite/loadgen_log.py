@@ -1,0 +1,80 @@
+"""Reading LoadGen's own logs: the single source of every reported latency and accuracy figure.
+
+Figures are taken from `mlperf_log_detail.txt` (MLLOG lines) and payloads from
+`mlperf_log_accuracy.json`, so a result can always be checked against its raw logs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+DETAIL = "mlperf_log_detail.txt"
+SUMMARY = "mlperf_log_summary.txt"
+ACCURACY = "mlperf_log_accuracy.json"
+MLLOG_PREFIX = ":::MLLOG "
+
+
+def read_detail(log_dir: Path) -> dict[str, Any]:
+    """Every MLLOG key of the detail log mapped to its last value."""
+    values: dict[str, Any] = {}
+    errors: list[str] = []
+    with open(Path(log_dir) / DETAIL, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.startswith(MLLOG_PREFIX):
+                continue
+            entry = json.loads(line[len(MLLOG_PREFIX) :])
+            values[entry["key"]] = entry["value"]
+            if entry.get("metadata", {}).get("is_error"):
+                errors.append(f"{entry['key']}: {entry['value']}")
+    values["_errors"] = errors
+    return values
+
+
+def _ms(ns: float | int | None) -> float | None:
+    return None if ns is None else float(ns) / 1e6
+
+
+def latency_figures(detail: dict[str, Any]) -> dict[str, Any]:
+    """The figures a result reports, in milliseconds, straight from LoadGen's detail log."""
+    scenario = detail.get("effective_scenario") or detail.get("requested_scenario")
+    figures: dict[str, Any] = {
+        "queries": detail.get("result_query_count"),
+        "mean_ms": _ms(detail.get("result_mean_latency_ns")),
+        "min_ms": _ms(detail.get("result_min_latency_ns")),
+        "max_ms": _ms(detail.get("result_max_latency_ns")),
+        "p50_ms": _ms(detail.get("result_50.00_percentile_latency_ns")),
+        "p90_ms": _ms(detail.get("result_90.00_percentile_latency_ns")),
+        "p99_ms": _ms(detail.get("result_99.00_percentile_latency_ns")),
+        "early_stopping_p90_ms": None,
+        "samples_per_s": None,
+    }
+    if scenario == "SingleStream":
+        figures["early_stopping_p90_ms"] = _ms(detail.get("early_stopping_latency_ss"))
+        figures["samples_per_s"] = detail.get("result_qps_without_loadgen_overhead")
+    else:
+        figures["samples_per_s"] = detail.get("result_samples_per_second")
+    return figures
+
+
+def validity(detail: dict[str, Any]) -> dict[str, Any]:
+    """LoadGen's own verdict and the flags behind it."""
+    result = {
+        "result": detail.get("result_validity", "UNKNOWN"),
+        "min_duration_met": detail.get("result_min_duration_met"),
+        "min_queries_met": detail.get("result_min_queries_met"),
+        "perf_constraints_met": detail.get("result_perf_constraints_met"),
+        "early_stopping_met": detail.get("early_stopping_met"),
+        "loadgen_errors": len(detail.get("_errors", [])),
+    }
+    return result
+
+
+def read_accuracy_payloads(log_dir: Path) -> dict[int, bytes]:
+    """Sample index -> the payload the SUT returned, as logged in accuracy mode."""
+    path = Path(log_dir) / ACCURACY
+    if not path.exists() or path.stat().st_size == 0:
+        return {}
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    return {int(e["qsl_idx"]): bytes.fromhex(e["data"]) for e in entries}

@@ -1,0 +1,160 @@
+"""Planning and running a benchmark: names -> jobs -> one worker process per job -> results.
+
+Everything that can be checked before a model is built (names, data path, weights, availability)
+is checked here, so a typo fails in milliseconds. Each job then runs in its own process; a
+finished job's result is on disk before the next starts, so a later failure loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mnv4suite import results
+from mnv4suite.api import Availability, BackendSpec, ModelSpec
+from mnv4suite.config import RunConfig
+from mnv4suite.errors import UnavailableError, UserError
+from mnv4suite.registry import Registry
+from mnv4suite.worker import ERROR_FILE, Job
+
+
+@dataclass
+class Plan:
+    run_dir: Path
+    jobs: list[Job]
+    skipped_backends: dict[str, Availability] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    job: Job
+    job_dir: Path
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def _select_models(config: RunConfig, registry: Registry, kind: str, task_id: str) -> list[ModelSpec]:
+    if not config.model:
+        models = [m for m in registry.models if m.kind == kind]
+        if not models:
+            raise UserError(f"no installed model can run task '{task_id}' (it needs a {kind} model)")
+        return models
+    models = [registry.models.get(name) for name in config.model]
+    for model in models:
+        if model.kind != kind:
+            raise UserError(f"model '{model.id}' is a {model.kind} model; task '{task_id}' needs a {kind} model")
+    return list({m.id: m for m in models}.values())
+
+
+def _select_backends(config: RunConfig, registry: Registry) -> tuple[list[BackendSpec], dict[str, Availability]]:
+    if not config.backend:
+        probed = {b.id: (b, b.probe()) for b in registry.backends}
+        chosen = [b for b, found in probed.values() if found]
+        skipped = {bid: found for bid, (_, found) in probed.items() if not found}
+        if not chosen:
+            reasons = "\n  ".join(f"{bid}: {found.explain()}" for bid, found in skipped.items())
+            raise UnavailableError(f"no backend can run here:\n  {reasons}")
+        return chosen, skipped
+    chosen = list({b.id: b for b in map(registry.backends.get, config.backend)}.values())
+    for backend in chosen:
+        found = backend.probe()
+        if not found:
+            raise UnavailableError(f"backend '{backend.id}' cannot run here: {found.explain()}")
+    return chosen, {}
+
+
+def plan(config: RunConfig, registry: Registry) -> Plan:
+    task_spec = registry.tasks.get(config.task)
+    missing = task_spec.probe()
+    if not missing:
+        raise UnavailableError(f"task '{task_spec.id}' cannot run here: {missing.explain()}")
+    models = _select_models(config, registry, task_spec.model_kind, task_spec.id)
+    backends, skipped = _select_backends(config, registry)
+
+    data = None
+    if config.data:
+        data = Path(config.data).expanduser().resolve()
+        if not data.exists():
+            raise UserError(f"data path {config.data} does not exist: pass the folder that holds the {task_spec.id} dataset")
+        # Build the dataset index once here so a wrong layout fails before any model is built.
+        task_spec.create().dataset(models[0], data, config.count, config.on_error)
+    weights = config.weights
+    if weights:
+        if len(models) != 1:
+            raise UserError(f"--weights applies to one model; {len(models)} were selected: pass --model too")
+        if ":" not in weights or Path(weights).exists():  # a hub name looks like "hf-hub:org/name"
+            if not Path(weights).expanduser().is_file():
+                raise UserError(f"weights file {weights} does not exist")
+            weights = str(Path(weights).expanduser().resolve())
+
+    run_id = new_run_id()
+    run_dir = Path(config.out).expanduser().resolve() / run_id
+    jobs = [
+        Job(
+            task=task_spec.id,
+            model=model.id,
+            backend=backend.id,
+            scenario=config.scenario,
+            mode=config.mode,
+            preset=config.preset,
+            data=str(data) if data else None,
+            count=config.count,
+            on_error=config.on_error,
+            weights=weights,
+            run_id=run_id,
+            cache_dir=config.cache_dir,
+        )
+        for model in models
+        for backend in backends
+    ]
+    for job in jobs:
+        job.out_dir = str(run_dir / job.name)
+    return Plan(run_dir=run_dir, jobs=jobs, skipped_backends=skipped)
+
+
+def run_job_in_subprocess(job: Job) -> Outcome:
+    job_dir = Path(job.out_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    job_file = job_dir / "job.json"
+    job.save(job_file)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run([sys.executable, "-m", "mnv4suite.worker", str(job_file)], env=env, check=False)
+    outcome = Outcome(job=job, job_dir=job_dir)
+    result_file = job_dir / results.RESULT_FILE
+    if result_file.exists():
+        outcome.result = results.read(result_file)
+    elif (job_dir / ERROR_FILE).exists():
+        outcome.error = json.loads((job_dir / ERROR_FILE).read_text())
+    else:
+        outcome.error = {"kind": "WorkerCrashed", "user_error": False,
+                         "message": "the worker process died without a result (see the output above)"}
+    return outcome
+
+
+def execute(run: Plan, log=print) -> list[Outcome]:
+    """Run every job; stop early only on a user error, which the remaining jobs would repeat."""
+    outcomes = []
+    for i, job in enumerate(run.jobs, 1):
+        log(f"[{i}/{len(run.jobs)}] {job.model} on {job.backend} ({job.scenario}, {job.mode}, preset {job.preset})")
+        outcome = run_job_in_subprocess(job)
+        outcomes.append(outcome)
+        if outcome.error:
+            log(f"  failed: {outcome.error['message']}")
+            if outcome.error.get("user_error"):
+                break
+    return outcomes

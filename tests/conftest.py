@@ -1,0 +1,81 @@
+"""Shared fixtures: the test plugin, a CLI runner in a subprocess, and generated datasets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+TEST_PLUGIN_DIR = TESTS / "plugins"
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def suite_env(tmp_path) -> dict[str, str]:
+    """Environment for CLI runs: the test plugin loaded, a private artifact cache."""
+    env = dict(os.environ)
+    env["MNV4SUITE_PLUGINS"] = "tinynet"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TEST_PLUGIN_DIR), env.get("PYTHONPATH")]))
+    env["MNV4SUITE_CACHE"] = str(tmp_path / "cache")
+    return env
+
+
+@pytest.fixture
+def run_cli(suite_env, tmp_path):
+    """Run `python -m mnv4suite ARGS` as a user would, in tmp_path."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> CliResult:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mnv4suite", *args],
+            cwd=tmp_path,
+            env=env or suite_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def make_image_folder(root: Path, classes: list[str], per_class: int, size: int = 40) -> Path:
+    """An ImageFolder-style dataset of small JPEGs with class-dependent colours."""
+    from PIL import Image
+
+    for ci, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            colour = ((37 * ci + 11 * i) % 256, (91 * ci) % 256, (53 * i) % 256)
+            Image.new("RGB", (size + i, size), colour).save(folder / f"img_{ci}_{i}.JPEG", quality=90)
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    wnids = ["n01440764", "n01443537", "n01484850"]
+    return make_image_folder(tmp_path / "imagenet", wnids, per_class=4)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = Path(os.environ.get("MNV4SUITE_SHARED", REPO.parent / "shared"))
+    if not path.is_dir():
+        pytest.skip(f"shared reference folder not found at {path} (set MNV4SUITE_SHARED)")
+    return path

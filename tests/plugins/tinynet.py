@@ -1,0 +1,45 @@
+"""A test-only plugin: a small real CNN at 32 px, so end-to-end runs take seconds.
+
+Loaded through $MNV4SUITE_PLUGINS, the same path a vendor uses while writing a plugin.
+"""
+
+from mnv4suite.api import ModelSpec, hookimpl
+
+RESOLUTION = 32
+
+
+def build(model_id: str, num_classes: int = 1000, weights=None):
+    import torch
+    from torch import nn
+
+    module = nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 1, bias=False),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, num_classes),
+    )
+    if weights is not None:
+        module.load_state_dict(torch.load(weights, weights_only=True))
+    return module.eval()
+
+
+@hookimpl
+def register_models():
+    return [
+        ModelSpec(
+            id="tiny-cnn",
+            builder="tinynet:build",
+            resolution=RESOLUTION,
+            family="test",
+            params=16 * 27 + 16 * 2 + 16 * 9 + 16 * 2 + 32 * 16 + 32 * 2 + 32 * 1000 + 1000,
+            summary="test-only CNN at 32 px",
+        )
+    ]

@@ -1,0 +1,60 @@
+"""Run configuration from flags and YAML: merging and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from mnv4suite.config import RunConfig, build_config, read_yaml
+from mnv4suite.errors import UnknownNameError, UserError
+
+
+def test_yaml_values_are_overridden_by_flags(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("task: imagenet\nbackend: [pytorch-cpu, onnxruntime-cpu]\npreset: quick\nmodel: mnv4-conv-s\n")
+    config = build_config(read_yaml(cfg), {"preset": "rapid", "backend": None})
+    assert config.preset == "rapid"
+    assert config.backend == ["pytorch-cpu", "onnxruntime-cpu"]
+    assert config.model == ["mnv4-conv-s"]
+
+
+def test_comma_separated_names_split():
+    assert RunConfig(backend=["a,b", "c"]).backend == ["a", "b", "c"]
+
+
+def test_mode_defaults_follow_data():
+    assert RunConfig().mode == "performance"
+    assert RunConfig(data="/x").mode == "both"
+
+
+def test_accuracy_without_data_is_refused():
+    with pytest.raises(UserError, match="needs a dataset"):
+        RunConfig(mode="accuracy")
+
+
+def test_unknown_preset_and_scenario_name_the_valid_ones():
+    with pytest.raises(UnknownNameError, match="Did you mean 'quick'"):
+        RunConfig(preset="quik")
+    with pytest.raises(UnknownNameError, match="SingleStream"):
+        RunConfig(scenario="server")
+    assert RunConfig(scenario="offline").scenario == "Offline"
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("task: imagenet\nbackend: [pytorch-cpu\npreset: rapid\n")
+    with pytest.raises(UserError, match=r"bad.yaml is not valid YAML at line \d+"):
+        read_yaml(cfg)
+
+
+def test_unknown_yaml_key_suggests_the_right_one(tmp_path):
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("backends: pytorch-cpu\n")
+    with pytest.raises(UserError, match="unknown option 'backends'. Did you mean 'backend'"):
+        read_yaml(cfg)
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path):
+    cfg = tmp_path / "list.yaml"
+    cfg.write_text("- a\n- b\n")
+    with pytest.raises(UserError, match="must be a mapping"):
+        read_yaml(cfg)
