@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mnv4suite import results
-from mnv4suite.api import Availability, BackendSpec, ModelSpec
+from mnv4suite.api import Availability, BackendSpec, ModelSpec, check_requirements
 from mnv4suite.config import RunConfig
 from mnv4suite.errors import UnavailableError, UserError
 from mnv4suite.registry import Registry
@@ -58,6 +58,9 @@ def _select_models(config: RunConfig, registry: Registry, kind: str, task_id: st
     for model in models:
         if model.kind != kind:
             raise UserError(f"model '{model.id}' is a {model.kind} model; task '{task_id}' needs a {kind} model")
+        found = check_requirements(model.requires)
+        if not found:
+            raise UnavailableError(f"model '{model.id}' cannot be built here: {found.explain()}")
     return list({m.id: m for m in models}.values())
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from support import make_image_folder
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 TEST_PLUGIN_DIR = TESTS / "plugins"
@@ -54,23 +56,15 @@ def run_cli(suite_env, tmp_path):
     return run
 
 
-def make_image_folder(root: Path, classes: list[str], per_class: int, size: int = 40) -> Path:
-    """An ImageFolder-style dataset of small JPEGs with class-dependent colours."""
-    from PIL import Image
-
-    for ci, name in enumerate(classes):
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            colour = ((37 * ci + 11 * i) % 256, (91 * ci) % 256, (53 * i) % 256)
-            Image.new("RGB", (size + i, size), colour).save(folder / f"img_{ci}_{i}.JPEG", quality=90)
-    return root
+FAKE_WNIDS = [f"n{i:08d}" for i in range(1000)]
 
 
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
-    wnids = ["n01440764", "n01443537", "n01484850"]
-    return make_image_folder(tmp_path / "imagenet", wnids, per_class=4)
+    """Three classes of an ImageNet-style folder, with a 1000-class label map beside them."""
+    root = make_image_folder(tmp_path / "imagenet", FAKE_WNIDS[:3], per_class=4)
+    (root / "LOC_synset_mapping.txt").write_text("".join(f"{w} class {i}\n" for i, w in enumerate(FAKE_WNIDS)))
+    return root
 
 
 @pytest.fixture(scope="session")

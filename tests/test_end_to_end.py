@@ -1,0 +1,69 @@
+"""`mnv4suite run` end to end on the test CNN: real backends, real LoadGen, schema-valid results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mnv4suite import loadgen_log, results
+
+
+def result_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "mnv4suite-results").glob("*/*/result.json"))
+
+
+def test_onnxruntime_rapid_run_writes_a_valid_result_with_loadgen_figures(run_cli, tmp_path):
+    run = run_cli("run", "--task", "imagenet", "--backend", "onnxruntime-cpu", "--model", "tiny-cnn", "--preset", "rapid")
+    assert run.returncode == 0, run.output
+    [path] = result_files(tmp_path)
+    result = results.read(path)  # validates against the schema
+    assert result["backend"]["id"] == "onnxruntime-cpu"
+    assert result["backend"]["artifact"]["kind"] == "onnx" and not result["backend"]["artifact"]["cached"]
+    assert result["latency"]["kind"] == "measured"
+    assert result["latency"]["queries"] >= 64
+    assert result["validity"]["result"] == "VALID"
+    assert result["validity"]["min_duration_met"] and result["validity"]["min_queries_met"]
+    assert result["task"]["dataset"]["synthetic"] is True and result["accuracy"] is None
+    assert result["preset"] == {"name": "rapid", "min_query_count": 64, "min_duration_ms": 6000}
+    assert set(result["seeds"]) == {"qsl", "sample_index", "schedule"}
+    assert {"onnxruntime", "torch"} <= set(result["system"]["frameworks"])
+
+    # every figure is LoadGen's own, and the raw logs sit beside the result
+    log_dir = path.parent / result["loadgen"]["log_dir"]
+    detail = loadgen_log.read_detail(log_dir)
+    assert result["latency"]["p90_ms"] == detail["result_90.00_percentile_latency_ns"] / 1e6
+    assert detail["effective_qsl_rng_seed"] == result["seeds"]["qsl"]
+    assert "mlperf_log_summary.txt" in result["loadgen"]["logs"]
+    assert "p90 ms" in run.stdout and "tiny-cnn" in run.stdout
+
+    # the second run reuses the exported model
+    again = run_cli("run", "--backend", "onnxruntime-cpu", "--model", "tiny-cnn", "--preset", "rapid")
+    assert again.returncode == 0, again.output
+    [second_path] = set(result_files(tmp_path)) - {path}
+    second = results.read(second_path)
+    assert second["backend"]["artifact"]["cached"] is True
+    assert second["backend"]["artifact"]["sha256"] == result["backend"]["artifact"]["sha256"]
+
+
+def test_accuracy_and_performance_on_a_generated_folder(run_cli, tmp_path, image_folder):
+    (tmp_path / "run.yaml").write_text(
+        f"task: imagenet\nbackend: pytorch-cpu\nmodel: tiny-cnn\npreset: rapid\ndata: {image_folder}\nscenario: offline\n"
+    )
+    run = run_cli("run", "--config", "run.yaml")
+    assert run.returncode == 0, run.output
+    [path] = result_files(tmp_path)
+    result = results.read(path)
+    assert result["mode"] == "both" and result["scenario"] == "Offline"
+    assert result["accuracy"]["samples"] == 12
+    assert set(result["accuracy"]["metrics"]) == {"top1", "top5"}
+    assert result["latency"]["samples_per_s"] > 0
+    payloads = loadgen_log.read_accuracy_payloads(path.parent / "loadgen")
+    assert sorted(payloads) == list(range(12))
+
+
+def test_result_files_are_complete_json(run_cli, tmp_path):
+    run = run_cli("run", "--backend", "pytorch-cpu", "--model", "tiny-cnn", "--preset", "rapid", "--out", "out")
+    assert run.returncode == 0, run.output
+    [path] = sorted((tmp_path / "out").glob("*/*/result.json"))
+    assert json.loads(path.read_text())["status"] == "complete"
+    assert not list(path.parent.glob(".*.tmp"))

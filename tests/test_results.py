@@ -1,0 +1,90 @@
+"""Result files: schema validation and crash-safe writing."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from mnv4suite import results
+from mnv4suite.fileio import atomic_write_json
+
+SHA = "0" * 64
+
+
+def sample_result() -> dict:
+    return {
+        "schema_version": "1.0",
+        "run_id": "r1",
+        "created": "2026-11-23T10:00:00+00:00",
+        "status": "complete",
+        "task": {"id": "imagenet", "dataset": {"synthetic": True, "path": None, "samples": 64, "skipped": 0, "skipped_files": []}},
+        "model": {"id": "mnv4-conv-s", "resolution": 224, "params": 3774024, "macs": 186000000, "precision": "fp32",
+                  "weights": "random-init (seed 0)", "checksum": SHA, "provider": "mnv4suite.reference_models.plugin"},
+        "backend": {"id": "pytorch-cpu", "framework": "torch", "framework_version": "2.13.0", "delegate": "cpu",
+                    "accelerator": "CPU (PyTorch eager, 2 threads)", "cpu_fallback_ops": [], "hardware": "host-cpu",
+                    "provider": "mnv4suite.plugins.pytorch",
+                    "artifact": {"kind": "torch-eager", "path": None, "sha256": None, "cached": False, "details": {}}},
+        "scenario": "SingleStream",
+        "mode": "performance",
+        "preset": {"name": "rapid", "min_query_count": 64, "min_duration_ms": 6000},
+        "seeds": {"qsl": 1, "sample_index": 2, "schedule": 3},
+        "latency": {"kind": "measured", "queries": 100, "mean_ms": 5.0, "min_ms": 4.0, "max_ms": 9.0, "p50_ms": 5.0,
+                    "p90_ms": 6.0, "p99_ms": 8.0, "early_stopping_p90_ms": 6.2, "samples_per_s": 200.0, "warmup_ms": 4.1},
+        "accuracy": None,
+        "validity": {"result": "VALID", "min_duration_met": True, "min_queries_met": True, "perf_constraints_met": True,
+                     "early_stopping_met": True, "loadgen_errors": 0},
+        "loadgen": {"version": "6.0.17", "log_dir": "loadgen", "logs": {"mlperf_log_detail.txt": SHA}},
+        "system": {"cpu": "x", "cores": 2, "machine": "x86_64", "os": "Linux", "python": "3.11.7", "frameworks": {"torch": "2.13.0"}},
+        "suite": {"version": "0.1.0", "git_commit": "unknown", "plugins": {}},
+    }
+
+
+def test_sample_result_is_valid():
+    results.validate(sample_result())
+
+
+@pytest.mark.parametrize(
+    "mutate, where",
+    [
+        (lambda r: r.pop("seeds"), "seeds"),
+        (lambda r: r["latency"].update(kind="estimated"), "latency"),
+        (lambda r: r["model"].update(precision="fp64"), "model/precision"),
+        (lambda r: r["model"].update(checksum="abc"), "model/checksum"),
+        (lambda r: r.update(status="partial"), "status"),
+        (lambda r: r.update(scenario="Server"), "scenario"),
+        (lambda r: r["backend"].pop("accelerator"), "backend"),
+    ],
+)
+def test_schema_rejects_incomplete_or_wrong_results(mutate, where):
+    result = copy.deepcopy(sample_result())
+    mutate(result)
+    with pytest.raises(results.InvalidResultError) as info:
+        results.validate(result)
+    assert where in str(info.value)
+
+
+def test_invalid_result_is_never_written(tmp_path):
+    bad = sample_result()
+    bad.pop("latency")
+    with pytest.raises(results.InvalidResultError):
+        results.write(bad, tmp_path / "result.json")
+    assert not list(tmp_path.iterdir())
+
+
+def test_crash_while_writing_keeps_the_old_file_whole(tmp_path):
+    path = tmp_path / "result.json"
+    results.write(sample_result(), path)
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"unserialisable": object()})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+    assert results.read(path)["run_id"] == "r1"
+
+
+def test_schema_ships_with_the_package():
+    schema = results.schema()
+    assert schema["properties"]["schema_version"]["const"] == results.SCHEMA_VERSION
+    assert json.dumps(schema)
