@@ -15,7 +15,9 @@ def results_table(results: Iterable[dict[str, Any]], tablefmt: str = "simple") -
     rows = []
     for r in results:
         latency = r.get("latency") or {}
-        accuracy = (r.get("accuracy") or {}).get("metrics", {})
+        metrics = (r.get("accuracy") or {}).get("metrics", {})
+        # the task's headline metric comes first (top1 for ImageNet, AP for COCO)
+        accuracy = next((f"{name} {value:.2f}" for name, value in metrics.items()), "-")
         rows.append(
             [
                 r["model"]["id"],
@@ -26,9 +28,9 @@ def results_table(results: Iterable[dict[str, Any]], tablefmt: str = "simple") -
                 _fmt(latency.get("early_stopping_p90_ms")),
                 _fmt(latency.get("mean_ms")),
                 _fmt(latency.get("samples_per_s"), 1),
-                _fmt(accuracy.get("top1")),
+                accuracy,
                 r["validity"]["result"],
             ]
         )
-    headers = ["model", "backend", "scenario", "p50 ms", "p90 ms", "ES p90 ms", "mean ms", "samples/s", "top-1 %", "LoadGen"]
+    headers = ["model", "backend", "scenario", "p50 ms", "p90 ms", "ES p90 ms", "mean ms", "samples/s", "accuracy %", "LoadGen"]
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)

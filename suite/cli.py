@@ -45,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
                             description="Show what plugins provide; backends say whether they can run here and why not.")
     p_list.add_argument("kind", nargs="?", choices=LIST_KINDS, help="one section only (default: all)")
 
+    p_info = sub.add_parser("info", help="a model's params, MACs and per-layer cost table",
+                            description="Params, MACs and the per-layer table (MACs, weight and activation bytes) "
+                                        "that the roofline estimates are built from.")
+    p_info.add_argument("model", help="model id or alias, e.g. mnv4-conv-s")
+    p_info.add_argument("--resolution", type=int, help="input size (default: the model's own)")
+    p_info.add_argument("--bytes-per-element", dest="bytes_per_element", type=float, default=1.0,
+                        help="1 for int8 (default, as the paper's roofline), 2 for fp16, 4 for fp32")
+
     p_run = sub.add_parser("run", help="benchmark models on backends with MLPerf LoadGen",
                            description="Run LoadGen tests: one per model x backend, each in its own process.",
                            epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,6 +81,20 @@ def cmd_list(args) -> int:
     from mnv4suite.registry import get_registry
 
     print(render(get_registry(), [args.kind] if args.kind else list(LIST_KINDS)))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from mnv4suite.api import check_requirements
+    from mnv4suite.errors import UnavailableError
+    from mnv4suite.model_info import render_info
+    from mnv4suite.registry import get_registry
+
+    spec = get_registry().models.get(args.model)
+    found = check_requirements(spec.requires)
+    if not found:
+        raise UnavailableError(f"model '{spec.id}' cannot be built here: {found.explain()}")
+    print(render_info(spec, args.resolution, args.bytes_per_element))
     return 0
 
 
@@ -110,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"list": cmd_list, "run": cmd_run}[args.command](args)
+        return {"list": cmd_list, "info": cmd_info, "run": cmd_run}[args.command](args)
     except UserError as exc:
         print(f"mnv4suite: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -71,3 +71,15 @@ def test_corrupt_jpeg_is_named_and_nothing_is_reported_complete(run_cli, image_f
 def test_no_subcommand_prints_help(run_cli):
     result = run_cli()
     assert result.returncode == 0 and "run" in result.stdout and "list" in result.stdout
+
+
+def test_info_prints_size_and_layer_table(run_cli):
+    result = run_cli("info", "mobilenetv4_conv_small")
+    assert result.returncode == 0, result.output
+    assert "mnv4-conv-s" in result.stdout and "3,774,024" in result.stdout
+    assert "0.186 G" in result.stdout
+    assert "blocks.2.0.dw_mid.conv" in result.stdout and "MACs/byte" in result.stdout
+
+
+def test_info_unknown_model(run_cli):
+    assert_user_error(run_cli("info", "mnv4-conv-xs"), "unknown model 'mnv4-conv-xs'", "Did you mean")
