@@ -156,6 +156,13 @@ def execute(run: Plan, log=print) -> list[Outcome]:
         log(f"[{i}/{len(run.jobs)}] {job.model} on {job.backend} ({job.scenario}, {job.mode}, preset {job.preset})")
         outcome = run_job_in_subprocess(job)
         outcomes.append(outcome)
+        if outcome.ok:
+            latency = outcome.result["latency"] or {}
+            accuracy = (outcome.result["accuracy"] or {}).get("metrics", {})
+            figures = [f"p90 {latency['p90_ms']:.2f} ms" if latency.get("p90_ms") is not None else None,
+                       *(f"{name} {value:.2f}" for name, value in accuracy.items()),
+                       outcome.result["validity"]["result"]]
+            log("  done: " + ", ".join(f for f in figures if f))
         if outcome.error:
             log(f"  failed: {outcome.error['message']}")
             if outcome.error.get("user_error"):
