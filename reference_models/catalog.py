@@ -2,17 +2,21 @@
 
 Params and MACs are facts of this implementation (the MACs from ``counting.model_costs`` at each
 model's default resolution; a test recomputes both). ``published`` holds the paper's Table 6 claims,
-copied here as data so the installed package never reads ``shared/`` at runtime.
+copied here as data so the installed package never reads ``shared/`` at runtime; its ``row`` is the
+Table 6 model name, the key reports join on (``shared/reference/mnv4_paper_results.yaml``).
 """
 
 from __future__ import annotations
 
 from mnv4suite.api import ModelSpec, Requirement
 
-from .specs import MODEL_DEFS, TIMM_NAMES
+from .baselines import BASELINE_TIMM_NAMES
+from .specs import TIMM_NAMES, all_model_defs
 
 BUILDER = "mnv4suite.reference_models.mobilenetv4:build"
 FAMILY = "MobileNetV4"
+#: Family of each baseline, by id prefix.
+BASELINE_FAMILIES = {"mnv1-": "MobileNetV1", "mnv2-": "MobileNetV2", "mnv3l-": "MobileNetV3"}
 
 PAPER_SOURCE = (
     "Qin et al., 'MobileNetV4: Universal Models for the Mobile Ecosystem' (arXiv 2404.10518, ECCV 2024), "
@@ -21,12 +25,21 @@ PAPER_SOURCE = (
 
 #: Paper Table 6. The paper's params/MACs for the M/L models are lower than those of the released
 #: architectures (timm = TF Model Garden); only Conv-S agrees. No explanation is published.
-PUBLISHED: dict[str, dict[str, float]] = {
-    "mnv4-conv-s": {"top1": 73.8, "params_m": 3.8, "gmacs": 0.2},
-    "mnv4-conv-m": {"top1": 79.9, "params_m": 9.2, "gmacs": 1.0},
-    "mnv4-conv-l": {"top1": 82.9, "params_m": 31.0, "gmacs": 5.9},
-    "mnv4-hybrid-m": {"top1": 80.7, "params_m": 10.5, "gmacs": 1.2},
-    "mnv4-hybrid-l": {"top1": 83.4, "params_m": 35.9, "gmacs": 7.2},
+#: The baselines agree with timm's generators to the paper's rounding (0.1M, 0.1G); their top-1 is
+#: the paper's retrained recipe, not any public checkpoint's.
+PUBLISHED: dict[str, dict[str, float | str]] = {
+    "mnv4-conv-s": {"row": "MNv4-Conv-S", "top1": 73.8, "params_m": 3.8, "gmacs": 0.2},
+    "mnv4-conv-m": {"row": "MNv4-Conv-M", "top1": 79.9, "params_m": 9.2, "gmacs": 1.0},
+    "mnv4-conv-l": {"row": "MNv4-Conv-L", "top1": 82.9, "params_m": 31.0, "gmacs": 5.9},
+    "mnv4-hybrid-m": {"row": "MNv4-Hybrid-M", "top1": 80.7, "params_m": 10.5, "gmacs": 1.2},
+    "mnv4-hybrid-l": {"row": "MNv4-Hybrid-L", "top1": 83.4, "params_m": 35.9, "gmacs": 7.2},
+    "mnv2-0.5": {"row": "MobileNet-V2-0.5x", "top1": 66.0, "params_m": 2.0, "gmacs": 0.1},
+    "mnv3l-0.5": {"row": "MobileNet-V3L-0.5x", "top1": 69.2, "params_m": 2.7, "gmacs": 0.1},
+    "mnv2-1.0": {"row": "MobileNet-V2", "top1": 73.4, "params_m": 3.5, "gmacs": 0.3},
+    "mnv1-1.0": {"row": "MobileNet-V1", "top1": 74.0, "params_m": 4.2, "gmacs": 0.6},
+    # mnv3l-1.0: no Table 6 row.
+    "mnv2-1.5": {"row": "MobileNet-V2-1.5x", "top1": 76.8, "params_m": 6.8, "gmacs": 0.7},
+    "mnv2-2.0": {"row": "MobileNet-V2-2.0x", "top1": 78.4, "params_m": 11.2, "gmacs": 1.1},
 }
 
 #: Measured on this implementation (1000 classes, width 1.0, batch 1, default resolution):
@@ -37,27 +50,42 @@ MEASURED: dict[str, tuple[int, int]] = {
     "mnv4-conv-l": (32_590_864, 6_376_220_672),
     "mnv4-hybrid-m": (11_074_648, 1_271_183_360),
     "mnv4-hybrid-l": (37_764_624, 7_711_877_120),
+    "mnv2-0.5": (1_968_680, 97_131_840),
+    "mnv3l-0.5": (2_689_904, 73_663_088),
+    "mnv2-1.0": (3_504_872, 300_774_272),
+    "mnv1-1.0": (4_231_976, 568_740_352),
+    "mnv3l-1.0": (5_483_032, 216_589_760),
+    "mnv2-1.5": (6_858_152, 672_832_704),
+    "mnv2-2.0": (11_258_088, 1_137_428_224),
 }
 
 TORCH = Requirement("torch", "pip install 'mnv4suite[torch]'")
 
 
+def _family(model_id: str) -> str:
+    return next((f for prefix, f in BASELINE_FAMILIES.items() if model_id.startswith(prefix)), FAMILY)
+
+
 def model_specs() -> list[ModelSpec]:
-    """The five MNv4 models as ``ModelSpec`` records, smallest first."""
+    """The five MNv4 models, then the MobileNetV1/V2/V3 Pareto baselines, each group smallest first."""
+    aliases = {**TIMM_NAMES, **BASELINE_TIMM_NAMES}
     out = []
-    for model_id, model_def in MODEL_DEFS.items():
+    for model_id, model_def in all_model_defs().items():
         params, macs = MEASURED[model_id]
+        published = PUBLISHED.get(model_id, {})
+        if published:
+            published = {**published, "resolution": model_def.resolution, "source": PAPER_SOURCE}
         out.append(
             ModelSpec(
                 id=model_id,
                 builder=BUILDER,
                 resolution=model_def.resolution,
-                family=FAMILY,
+                family=_family(model_id),
                 params=params,
                 macs=macs,
-                aliases=(TIMM_NAMES[model_id],),
+                aliases=(aliases[model_id],) if model_id in aliases else (),
                 summary=model_def.summary,
-                published={**PUBLISHED[model_id], "resolution": model_def.resolution, "source": PAPER_SOURCE},
+                published=published,
                 requires=(TORCH,),
             )
         )

@@ -2,10 +2,11 @@
 
     stem conv (stride 2) -> BN -> act
     blocks: one nn.Sequential per stage, one module per spec block   (``blocks.S.B``)
-    global average pool -> 1x1 conv_head -> [norm_head] -> act -> flatten -> dropout -> classifier
+    global average pool -> [1x1 conv_head -> [norm_head] -> act] -> flatten -> dropout -> classifier
 
 Pooling comes before the 1280-wide head conv (MobileNetV3's "efficient head"), which keeps that
-conv at 1x1 spatial size.
+conv at 1x1 spatial size. Models without a head conv (MobileNetV1/V2) classify the pooled features;
+V2's 1280 conv before pooling is a block of its last stage.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .torch_blocks import LayerScale2d, MultiQueryAttention2d, build_block, crea
 
 
 class MobileNet(nn.Module):
-    """A MobileNet built from a block specification (MNv4 today; the same builder suits V1-V3)."""
+    """A MobileNet built from a block specification: the five MNv4 models and the V1/V2/V3 baselines."""
 
     def __init__(
         self,
@@ -121,7 +122,8 @@ def create_model(
 
     ``weights``: None (random init), a local .safetensors/.pth/.bin file, a hub name such as
     ``hf-hub:timm/mobilenetv4_conv_small.e2400_r224_in1k``, or ``"pretrained"`` for the model's
-    default public checkpoint. ``cache_dir`` is the Hugging Face hub cache for hub names.
+    default public checkpoint (MNv4 only). ``cache_dir`` is the Hugging Face hub cache for hub names.
+    ``width_multiplier`` scales on top of the named model's own (``mnv2-0.5`` at 2.0 is ``mnv2-1.0``).
     """
     model_def = specs.get_model_def(name)
     model = MobileNet(
@@ -135,6 +137,13 @@ def create_model(
         from .weights import load_weights
 
         if str(weights) == "pretrained":
+            if model_def.id not in specs.PRETRAINED:
+                from mnv4suite.errors import UserError
+
+                raise UserError(
+                    f"'{model_def.id}' has no default checkpoint (weights='pretrained' is known for "
+                    f"{', '.join(specs.PRETRAINED)}); pass a checkpoint file or hub name instead"
+                )
             weights = specs.PRETRAINED[model_def.id]
         model.weights_origin = load_weights(model, weights, cache_dir=cache_dir)
     return model.eval()

@@ -8,16 +8,18 @@ A model is a stem conv, a tuple of stages (each a tuple of blocks) and an "effic
 (global pool, then a 1x1 conv, optional BN, activation, classifier). The block vocabulary:
 
 * ``ConvBnAct``  - k x k conv, BN, activation ("conv-bn-act", timm ``cn``).
+* ``DepthwiseSeparable`` - k x k depthwise conv + BN + act, 1x1 conv + BN [+ act] (timm ``ds``/``dsa``):
+  MobileNetV1's block, and the first block of V2/V3.
 * ``FusedIB``    - k x k expansion conv + BN + act, linear 1x1 projection + BN (timm ``er``).
 * ``UIB``        - Universal Inverted Bottleneck: optional start depthwise conv, 1x1 expansion,
-  optional middle depthwise conv, linear 1x1 projection (timm ``uir``). The paper's four variants
-  are the helpers ``extra_dw``, ``ib``, ``convnext`` and ``ffn``.
+  optional middle depthwise conv, [squeeze-excite], linear 1x1 projection (timm ``uir``). The paper's
+  four variants are the helpers ``extra_dw``, ``ib``, ``convnext`` and ``ffn``; MobileNetV2/V3's
+  inverted bottleneck is ``ib`` (V3 adds squeeze-excite and hard-swish).
 * ``MobileMQA``  - pre-BN multi-query attention with optional key/value spatial reduction (timm ``mqa``).
 
-MobileNetV1/V2/V3 baselines fit the same machinery: a per-block ``act`` override (ReLU6, hard-swish),
-``Head`` options (bias, no BN, no head conv) and the ``fix_stem`` rule are already here; V1's
-depthwise-separable block and V3's squeeze-excite would be new block dataclasses plus one builder
-entry per framework.
+The MobileNetV1/V2/V3 Pareto baselines (``baselines.py``) use the same vocabulary with a per-block
+``act`` override (ReLU6, hard-swish), ``Head`` options (bias, no BN, no head conv), a per-model width
+multiplier and stem rule; ``get_model_def`` finds them next to the five MNv4 models of ``MODEL_DEFS``.
 
 Numbers follow the public timm checkpoints (``timm/mobilenetv4_*``), which equal TF Model Garden's
 block lists; see ``shared/reference/mnv4_architecture.md`` for where the paper's tables differ.
@@ -45,7 +47,25 @@ class ConvBnAct:
     kernel: int = 3
     stride: int = 1
     act: str | None = None  # None: the model's activation
+    grow_only: bool = False  # width multipliers < 1 leave out_chs as is (MobileNetV2's 1280 conv)
     kind = "conv_bn_act"
+
+
+@dataclass(frozen=True)
+class DepthwiseSeparable:
+    """k x k depthwise conv + BN + act (carries the stride), then 1x1 conv + BN, activation optional.
+
+    ``pw_act=True, skip=False`` is MobileNetV1's block (timm ``dsa``); the linear, residual form
+    opens MobileNetV2 and V3 (timm ``ds``).
+    """
+
+    out_chs: int
+    kernel: int = 3
+    stride: int = 1
+    pw_act: bool = False
+    skip: bool = True  # identity shortcut when stride 1 and in == out
+    act: str | None = None
+    kind = "ds"
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,7 @@ class UIB:
     expand: float = 4.0
     stride: int = 1
     act: str | None = None
+    se: float = 0.0  # squeeze-excite width as a fraction of the expansion width (MobileNetV3: 0.25)
     kind = "uib"
 
     @property
@@ -109,7 +130,7 @@ class MobileMQA:
         return self.value_dim or self.key_dim
 
 
-Block = Union[ConvBnAct, FusedIB, UIB, MobileMQA]
+Block = Union[ConvBnAct, DepthwiseSeparable, FusedIB, UIB, MobileMQA]
 
 
 # Short constructors that read like the paper's architecture tables.
@@ -125,8 +146,8 @@ def extra_dw(out_chs: int, start: int, mid: int, expand: float, stride: int = 1)
     return UIB(out_chs, start_dw=start, mid_dw=mid, expand=expand, stride=stride)
 
 
-def ib(out_chs: int, mid: int, expand: float, stride: int = 1) -> UIB:
-    return UIB(out_chs, mid_dw=mid, expand=expand, stride=stride)
+def ib(out_chs: int, mid: int, expand: float, stride: int = 1, *, se: float = 0.0, act: str | None = None) -> UIB:
+    return UIB(out_chs, mid_dw=mid, expand=expand, stride=stride, act=act, se=se)
 
 
 def convnext(out_chs: int, start: int, expand: float, stride: int = 1) -> UIB:
@@ -175,6 +196,8 @@ class ModelDef:
     stem_kernel: int = 3
     stem_stride: int = 2
     summary: str = ""
+    width_multiplier: float = 1.0  # the named model's multiplier; plan()'s multiplier scales on top of it
+    fix_stem_below: float = 1.0  # the stem keeps its width under multipliers below this (timm fix_stem)
 
     def blocks(self) -> tuple[Block, ...]:
         return tuple(b for stage in self.stages for b in stage)
@@ -390,15 +413,29 @@ PRETRAINED: dict[str, str] = {
 }
 
 
+def all_model_defs() -> dict[str, ModelDef]:
+    """The five MNv4 models, then the MobileNetV1/V2/V3 Pareto baselines."""
+    from .baselines import BASELINE_DEFS  # baselines.py builds on this module, so it is read late
+
+    return {**MODEL_DEFS, **BASELINE_DEFS}
+
+
+def _aliases() -> dict[str, str]:
+    from .baselines import BASELINE_TIMM_NAMES
+
+    return {**TIMM_NAMES, **BASELINE_TIMM_NAMES}
+
+
 def canonical_name(name: str) -> str | None:
     """The model id for an id or alias (case-insensitive, '_'/'-' tolerant), or None."""
     key = name.strip().lower()
-    if key in MODEL_DEFS:
+    defs = all_model_defs()
+    if key in defs:
         return key
-    for model_id, timm_name in TIMM_NAMES.items():
+    for model_id, timm_name in _aliases().items():
         if key == timm_name or key.replace("-", "_") == timm_name:
             return model_id
-    if key.replace("_", "-") in MODEL_DEFS:
+    if key.replace("_", "-") in defs:
         return key.replace("_", "-")
     return None
 
@@ -409,8 +446,8 @@ def get_model_def(name: str) -> ModelDef:
     if model_id is None:
         from mnv4suite.errors import UnknownNameError  # pure Python; kept local to stay import-free
 
-        raise UnknownNameError("model", name, list(MODEL_DEFS) + list(TIMM_NAMES.values()))
-    return MODEL_DEFS[model_id]
+        raise UnknownNameError("model", name, list(all_model_defs()) + list(_aliases().values()))
+    return all_model_defs()[model_id]
 
 
 # --------------------------------------------------------------------------- channel arithmetic
@@ -453,12 +490,13 @@ class BlockPlan:
     layer_scale: float | None
     drop_path: float  # fraction of the model's drop_path_rate: depth / number of blocks
     reduction: int  # cumulative stride after this block
+    se_chs: int = 0  # squeeze-excite reduced width (UIB with ``se``); 0 = no squeeze-excite
 
 
 @dataclass(frozen=True)
 class ModelPlan:
     model: ModelDef
-    width_multiplier: float
+    width_multiplier: float  # effective: the model's own times the one asked of plan()
     stem_chs: int
     blocks: tuple[BlockPlan, ...]
     num_features: int  # channels out of the last block (input of the head)
@@ -471,10 +509,13 @@ class ModelPlan:
 def plan(model: ModelDef, width_multiplier: float = 1.0) -> ModelPlan:
     """Resolve channels, strides, residuals and layer scale for every block.
 
-    Width rules (timm's, which the public checkpoints use): every block's output width is
-    scaled with ``round_channels``; the stem is scaled only when the multiplier is >= 1;
-    the head conv width and attention head dims are never scaled; expansion widths are
-    ``make_divisible(in_chs * expand)`` of the (scaled) block input.
+    Width rules (timm's, which the public checkpoints use), for the multiplier
+    ``model.width_multiplier * width_multiplier``: every block's output width is scaled with
+    ``round_channels`` (``grow_only`` convs never shrink); the stem is scaled only when the
+    multiplier is >= ``model.fix_stem_below`` (MNv4: 1.0, V3: 0.75, V1/V2: always); the head conv
+    width and attention head dims are never scaled; expansion widths are
+    ``make_divisible(in_chs * expand)`` of the (scaled) block input, squeeze-excite widths
+    ``make_divisible(mid_chs * se)``.
     """
     if width_multiplier <= 0:
         raise ValueError(f"width_multiplier must be > 0, got {width_multiplier}")
@@ -482,14 +523,20 @@ def plan(model: ModelDef, width_multiplier: float = 1.0) -> ModelPlan:
         if name is not None and name not in ACTIVATIONS:
             raise ValueError(f"{model.id}: unknown activation '{name}' (known: {', '.join(ACTIVATIONS)})")
 
-    stem_chs = model.stem if width_multiplier < 1.0 else round_channels(model.stem, width_multiplier)
+    width_multiplier = model.width_multiplier * width_multiplier
+    if width_multiplier < model.fix_stem_below:
+        stem_chs = model.stem
+    else:
+        stem_chs = round_channels(model.stem, width_multiplier)
     total = len(model.blocks())
     in_chs, reduction, depth = stem_chs, model.stem_stride, 0
     blocks: list[BlockPlan] = []
     for s, stage in enumerate(model.stages):
         for i, spec in enumerate(stage):
             out_chs = round_channels(spec.out_chs, width_multiplier)
-            stride, mid_chs, layer_scale = 1, out_chs, None
+            if isinstance(spec, ConvBnAct) and spec.grow_only:
+                out_chs = max(spec.out_chs, out_chs)
+            stride, mid_chs, layer_scale, se_chs = 1, out_chs, None, 0
             if isinstance(spec, MobileMQA):
                 act = model.act  # unused inside attention; kept for uniformity
                 layer_scale = model.layer_scale
@@ -500,11 +547,12 @@ def plan(model: ModelDef, width_multiplier: float = 1.0) -> ModelPlan:
                 mid_chs = make_divisible(in_chs * spec.expand)
             if isinstance(spec, UIB):
                 layer_scale = model.layer_scale
+                se_chs = make_divisible(mid_chs * spec.se) if spec.se else 0
                 if stride > 1 and not (spec.start_dw or spec.mid_dw):
                     raise ValueError(
                         f"{model.id} blocks.{s}.{i}: an FFN block has no depthwise conv to carry stride {stride}"
                     )
-            residual = not isinstance(spec, ConvBnAct) and stride == 1 and in_chs == out_chs
+            residual = _can_skip(spec) and stride == 1 and in_chs == out_chs
             reduction *= stride
             blocks.append(
                 BlockPlan(
@@ -522,8 +570,18 @@ def plan(model: ModelDef, width_multiplier: float = 1.0) -> ModelPlan:
                     layer_scale=layer_scale,
                     drop_path=depth / total,
                     reduction=reduction,
+                    se_chs=se_chs,
                 )
             )
             in_chs, depth = out_chs, depth + 1
     head_chs = model.head.width if model.head.width is not None else in_chs
     return ModelPlan(model, width_multiplier, stem_chs, tuple(blocks), in_chs, head_chs)
+
+
+def _can_skip(spec: Block) -> bool:
+    """Whether a block type takes an identity shortcut when shapes allow (never a conv-bn-act)."""
+    if isinstance(spec, ConvBnAct):
+        return False
+    if isinstance(spec, DepthwiseSeparable):
+        return spec.skip
+    return True

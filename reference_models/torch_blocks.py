@@ -3,11 +3,13 @@
 Every module and attribute name here is part of the checkpoint format (see
 ``shared/reference/mnv4_architecture.md`` section 5): ``conv``/``bn`` inside a conv-norm layer,
 ``dw_start``/``pw_exp``/``dw_mid``/``pw_proj``/``layer_scale`` in a UIB, ``conv_exp``/``bn1``/
-``conv_pwl``/``bn2`` in a FusedIB, ``norm``/``attn.{query,key,value,output}.proj`` in Mobile MQA.
+``conv_pwl``/``bn2`` in a FusedIB, ``norm``/``attn.{query,key,value,output}.proj`` in Mobile MQA,
+and timm's ``conv_dw``/``bn1``/``conv_pw``/``bn2`` and ``se.conv_reduce``/``se.conv_expand`` for the
+V1-V3 baselines' depthwise-separable block and squeeze-excite.
 Absent optional layers are ``nn.Identity`` so they produce no state-dict keys and no branches.
 
 Numerics follow the checkpoints' training code: symmetric padding, BatchNorm eps 1e-5, no conv
-biases, exact GELU.
+biases (squeeze-excite aside), exact GELU.
 """
 
 from __future__ import annotations
@@ -106,6 +108,21 @@ def _layer_scale(plan: specs.BlockPlan) -> nn.Module:
     return LayerScale2d(plan.out_chs, plan.layer_scale) if plan.layer_scale is not None else nn.Identity()
 
 
+class SqueezeExcite(nn.Module):
+    """MobileNetV3 squeeze-excite: x * hard_sigmoid(expand(relu(reduce(mean(x))))), 1x1 convs with bias."""
+
+    def __init__(self, chs: int, rd_chs: int):
+        super().__init__()
+        self.conv_reduce = nn.Conv2d(chs, rd_chs, 1, bias=True)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv_expand = nn.Conv2d(rd_chs, chs, 1, bias=True)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        return x * self.gate(self.conv_expand(self.act1(self.conv_reduce(s))))
+
+
 # --------------------------------------------------------------------------- blocks
 
 
@@ -121,6 +138,27 @@ class ConvBnActBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn1(self.conv(x)))
+
+
+class DepthwiseSeparableBlock(nn.Module):
+    """``DepthwiseSeparable`` spec (timm ``DepthwiseSeparableConv``): k x k DW + BN + act, 1x1 + BN [+ act]."""
+
+    def __init__(self, plan: specs.BlockPlan, drop_path_rate: float = 0.0):
+        super().__init__()
+        spec: specs.DepthwiseSeparable = plan.spec
+        self.conv_dw = create_conv(plan.in_chs, plan.in_chs, spec.kernel, plan.stride, groups=plan.in_chs)
+        self.bn1 = create_bn(plan.in_chs)
+        self.act1 = create_act(plan.act)
+        self.conv_pw = create_conv(plan.in_chs, plan.out_chs, 1)
+        self.bn2 = create_bn(plan.out_chs)
+        self.act2 = create_act(plan.act if spec.pw_act else None)
+        self.residual = plan.residual
+        self.drop_path = _drop_path(plan, drop_path_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act1(self.bn1(self.conv_dw(x)))
+        y = self.act2(self.bn2(self.conv_pw(y)))
+        return x + self.drop_path(y) if self.residual else y
 
 
 class FusedIBBlock(nn.Module):
@@ -143,10 +181,11 @@ class FusedIBBlock(nn.Module):
 
 
 class UIBBlock(nn.Module):
-    """``UIB`` spec: [start DW + BN] -> 1x1 expand + BN + act -> [mid DW + BN + act] -> 1x1 + BN.
+    """``UIB`` spec: [start DW + BN] -> 1x1 expand + BN + act -> [mid DW + BN + act] -> [SE] -> 1x1 + BN.
 
     The start DW has no activation (it mixes space before the expansion); the stride sits on the
-    middle DW if present. Layer scale (hybrids) multiplies the branch before the residual add.
+    middle DW if present. Layer scale (hybrids) multiplies the branch before the residual add;
+    squeeze-excite (MobileNetV3) gates the expanded channels where timm's inverted residual does.
     """
 
     def __init__(self, plan: specs.BlockPlan, drop_path_rate: float = 0.0):
@@ -163,6 +202,7 @@ class UIBBlock(nn.Module):
             self.dw_mid = ConvNormAct(mid_chs, mid_chs, spec.mid_dw, plan.stride, groups=mid_chs, act=plan.act)
         else:
             self.dw_mid = nn.Identity()
+        self.se = SqueezeExcite(mid_chs, plan.se_chs) if plan.se_chs else nn.Identity()
         self.pw_proj = ConvNormAct(mid_chs, plan.out_chs, 1)
         self.layer_scale = _layer_scale(plan)
         self.residual = plan.residual
@@ -172,6 +212,7 @@ class UIBBlock(nn.Module):
         y = self.dw_start(x)
         y = self.pw_exp(y)
         y = self.dw_mid(y)
+        y = self.se(y)
         y = self.pw_proj(y)
         y = self.layer_scale(y)
         return x + self.drop_path(y) if self.residual else y
@@ -259,6 +300,7 @@ class MobileMQABlock(nn.Module):
 #: spec type -> PyTorch block; a new block type in specs.py needs one entry here.
 BLOCKS: dict[type, type[nn.Module]] = {
     specs.ConvBnAct: ConvBnActBlock,
+    specs.DepthwiseSeparable: DepthwiseSeparableBlock,
     specs.FusedIB: FusedIBBlock,
     specs.UIB: UIBBlock,
     specs.MobileMQA: MobileMQABlock,
