@@ -1,0 +1,112 @@
+"""Roofline estimates against the MobileNetV4 paper's measured latencies (Table 6, Appendix F).
+
+    python benchmarks/bench_roofline.py [--no-host] [--emit]
+
+Per device: the stored profile with the provenance of each number, each implemented Table 6 model's
+estimated and measured latency, and the Spearman rank correlation of the roofline estimate and of the
+raw MAC count with the measured latencies (the paper's Table 16 reached 0.96-0.97 for the roofline).
+Then this machine's CPU, measured: peak MACs/s, bandwidth and ridge point.
+
+Needs torch (models are costed on the meta device). With ``shared/`` (``$MNV4SUITE_SHARED`` or
+``<repo>/../shared``) every implemented Table 6 row is compared and the stored fits are checked
+against a re-fit; ``--emit`` prints a fresh ``FITS`` block for ``plugins/devices.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mnv4suite import roofline
+from mnv4suite.plugins import devices
+
+
+def show_device(device: str, latencies: dict[str, float] | None, matched, paper: dict) -> None:
+    fitted = devices.FITS[device]
+    target = devices.TARGETS[device]
+    profile = devices.PROFILES[device]
+    bpe = devices.bytes_per_element(profile)
+    print(f"\n== {device}: {target.name}")
+    print(f"   precision        {target.precision} ({bpe} byte/element)")
+    ridge_note = "published (Appendix F)" if fitted.ridge_from == "published" else "fitted"
+    if fitted.ridge_lower_bound:
+        ridge_note += ", a lower bound: any larger ridge fits as well"
+    print(f"   ridge point      {fitted.ridge_point:10.1f} MACs/byte   {ridge_note}")
+    print(f"   peak             {fitted.peak_macs_per_s / 1e9:10.1f} GMACs/s    fitted to {len(fitted.rows)} Table 6 rows "
+          f"(rms ln error {fitted.rms_log_error:.3f})")
+    print(f"   bandwidth        {fitted.bandwidth_bytes_per_s / 1e9:10.2f} GB/s       derived: peak / ridge point")
+
+    cmp = devices.compare(device, latencies, matched)
+    specs = matched or devices.match_table6(cmp.models)
+    layers = [devices.model_layers(specs[n], bpe) for n in cmp.models]
+    densest = max(r.macs / (r.weight_bytes + r.activation_bytes) for rows in layers for r in rows)
+    below = "   below the ridge point: every layer memory-bound" if densest < fitted.ridge_point else ""
+    print(f"   densest layer    {densest:10.1f} MACs/byte{below}")
+    if fitted.ridge_from == "published":
+        free = roofline.fit_ridge_and_peak(layers, [ms / 1e3 for ms in cmp.measured_ms])
+        print(f"   free fit         ridge {free.ridge_point:.1f}{'+' if free.ridge_is_lower_bound else ''}, "
+              f"rms ln error {free.rms_log_error:.3f} (for comparison with the published ridge)")
+
+    print(f"   {'Table 6 model':<20} {'suite id':<15} {'GMACs':>6} {'paper ms':>9} {'roofline ms':>12} {'ratio':>6}")
+    rows = zip(cmp.models, cmp.model_ids, cmp.measured_ms, cmp.estimated_ms, cmp.macs)
+    for name, spec_id, measured, est, macs in rows:
+        print(f"   {name:<20} {spec_id:<15} {macs / 1e9:6.3f} {measured:9.2f} {est:12.2f} {est / measured:6.2f}")
+    published = paper.get(device, {})
+    paper_note = (
+        f"   (paper, Table 16: roofline {published['spearman_roofline']:.3f}, MACs {published['spearman_macs']:.3f})"
+        if published else ""
+    )
+    print(f"   Spearman over {len(cmp.models)} models: roofline {cmp.spearman_roofline:.3f}, "
+          f"MACs only {cmp.spearman_macs:.3f}{paper_note}")
+
+
+def show_host() -> None:
+    from mnv4suite import hostprobe
+
+    f = hostprobe.measure()
+    print("\n== host-cpu: this machine, measured")
+    print(f"   peak             {f.peak_macs_per_s / 1e9:10.1f} GMACs/s    {f.precision} {f.gemm_size}^3 GEMM, "
+          f"{f.threads} threads, {f.blas}")
+    print(f"   bandwidth        {f.bandwidth_bytes_per_s / 1e9:10.2f} GB/s       {f.copy_bytes >> 20} MiB copy, read + write")
+    print(f"   ridge point      {f.ridge_point:10.2f} MACs/byte   derived (at {f.precision}: "
+          f"{f.ridge_point * 4:.1f} MACs per element)")
+    profile = hostprobe.measure_profile()
+    from mnv4suite.reference_models import model_specs
+
+    for spec in model_specs():
+        est = roofline.estimate(devices.model_layers(spec, devices.bytes_per_element(profile)), profile)
+        print(f"   {spec.id:<15} roofline {est.total_ms:8.2f} ms   compute-bound share {est.compute_bound_time_share:.0%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-host", action="store_true", help="skip the host CPU micro-benchmarks")
+    parser.add_argument("--emit", action="store_true", help="print a re-fitted FITS block and stop")
+    args = parser.parse_args()
+
+    path = devices.shared_results_path()
+    if args.emit:
+        print(devices.emit(devices.refit(devices.load_results(path))))
+        return
+    latencies = matched = None
+    paper: dict = {}
+    if path is None:
+        print("shared/ not found: comparing on the Table 6 rows stored with each profile")
+    else:
+        results = devices.load_results(path)
+        matched = devices.implemented_rows(results)
+        paper = {row["device"]: row for row in results.get("roofline_fitted", [])}
+        print(f"Table 6 rows implemented by the catalog ({len(matched)}): "
+              + ", ".join(f"{n} = {s.id}" for n, s in matched.items()))
+        refit = devices.refit(results)
+        stale = [d for d, c in refit.items() if not c.agrees_with(devices.FITS[d])]
+        print("stored fits match a re-fit from the yaml" if not stale else
+              f"stored fits differ from a re-fit for {', '.join(stale)}: run with --emit and update plugins/devices.py")
+    table6 = devices.table6_latencies(results) if path is not None else {}
+    for device in devices.TARGETS:
+        show_device(device, table6.get(device), matched, paper)
+    if not args.no_host:
+        show_host()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The roofline engine on hand-made layers: arithmetic, sweep, fits and rank correlation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mnv4suite import hostprobe, roofline
+from mnv4suite.api import DeviceProfile
+from mnv4suite.roofline import Layer
+
+GIGA = 1e9
+#: 1 GMAC/s and 1 GB/s: ridge point 1 MAC/byte, so a layer's time in ns is its larger column.
+UNIT = DeviceProfile("unit", "unit", "cpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA)
+
+COMPUTE = Layer("compute", macs=1_000_000, weight_bytes=600, activation_bytes=400)  # 1 ms vs 1 us
+MEMORY = Layer("memory", macs=1_000, weight_bytes=800_000, activation_bytes=200_000)  # 1 us vs 1 ms
+
+
+def test_each_layer_takes_the_slower_of_compute_and_memory():
+    est = roofline.estimate([COMPUTE, MEMORY], UNIT)
+    assert est.layer_s == pytest.approx((1e-3, 1e-3))
+    assert est.total_s == pytest.approx(2e-3) and est.total_ms == pytest.approx(2.0)
+    assert est.compute_bound == (True, False)
+    assert est.memory_bound_layers == ("memory",)
+    assert est.compute_bound_time_share == pytest.approx(0.5)
+    assert est.device == "unit"
+
+
+def test_a_layer_at_the_ridge_point_is_balanced():
+    profile = DeviceProfile("r", "r", "cpu", peak_macs_per_s=40 * GIGA, bandwidth_bytes_per_s=GIGA)  # ridge 40
+    at_ridge = Layer("x", macs=40_000, weight_bytes=500, activation_bytes=500)
+    est = roofline.estimate([at_ridge], profile)
+    assert est.total_s == pytest.approx(1e-6) and est.compute_bound == (True,)
+    below = Layer("y", macs=39_000, weight_bytes=500, activation_bytes=500)
+    assert roofline.estimate([below], profile).compute_bound == (False,)
+
+
+def test_bandwidth_follows_from_the_ridge_point():
+    by_ridge = DeviceProfile("p", "p", "cpu", ridge_point=50.0, peak_macs_per_s=100 * GIGA)
+    assert roofline.rates(by_ridge) == (100 * GIGA, 2 * GIGA)
+    layers = [COMPUTE, MEMORY]
+    assert roofline.estimate(layers, by_ridge).total_s == pytest.approx(roofline.mac_equivalents(layers, 50) / (100 * GIGA))
+
+
+def test_a_profile_without_rates_is_refused():
+    with pytest.raises(ValueError, match="no peak"):
+        roofline.estimate([COMPUTE], DeviceProfile("x", "x", "cpu", ridge_point=30.0))
+
+
+def test_sweep_starts_at_the_mac_count_and_never_falls():
+    layers = [COMPUTE, MEMORY, Layer("mid", 50_000, 1_000, 1_000)]
+    costs = roofline.sweep(layers)
+    assert costs.shape == (501,)
+    assert costs[0] == sum(layer.macs for layer in layers)
+    assert np.all(np.diff(costs) >= 0)
+    assert costs[-1] == roofline.mac_equivalents(layers, 500.0)
+    assert roofline.sweep(layers, [1e9])[0] == pytest.approx(1e9 * sum(layer.bytes for layer in layers))
+
+
+def _synthetic_models(seed: int = 0, count: int = 8) -> list[list[Layer]]:
+    """Models whose layers span compute- and memory-bound intensities (1 to 1000 MACs/byte)."""
+    rng = np.random.default_rng(seed)
+    models = []
+    for m in range(count):
+        n = int(rng.integers(5, 30))
+        bytes_ = rng.uniform(1e4, 1e6, n) * (m + 1)
+        intensity = np.exp(rng.uniform(0, math.log(1000), n))
+        models.append([Layer(f"l{i}", bytes_[i] * intensity[i], bytes_[i] / 2, bytes_[i] / 2) for i in range(n)])
+    return models
+
+
+def test_fit_peak_recovers_a_known_peak():
+    models = _synthetic_models()
+    truth = DeviceProfile("t", "t", "cpu", ridge_point=40.0, peak_macs_per_s=250 * GIGA)
+    measured = [roofline.estimate(m, truth).total_s for m in models]
+    fit = roofline.fit_peak(models, measured, ridge_point=40.0)
+    assert fit.peak_macs_per_s == pytest.approx(250 * GIGA, rel=1e-9)
+    assert fit.bandwidth_bytes_per_s == pytest.approx(250 * GIGA / 40)
+    assert fit.rms_log_error < 1e-9 and fit.n == len(models)
+
+
+def test_fit_peak_is_least_squares_in_log_space():
+    models = _synthetic_models(seed=1)
+    truth = DeviceProfile("t", "t", "cpu", ridge_point=40.0, peak_macs_per_s=GIGA)
+    noise = [1.1, 1 / 1.1, 1.2, 1 / 1.2, 1.0, 1.05, 1 / 1.05, 1.0]  # geometric mean 1
+    measured = [roofline.estimate(m, truth).total_s * k for m, k in zip(models, noise)]
+    fit = roofline.fit_peak(models, measured, ridge_point=40.0)
+    assert fit.peak_macs_per_s == pytest.approx(GIGA, rel=1e-9)
+    assert fit.rms_log_error == pytest.approx(np.sqrt(np.mean(np.log(noise) ** 2)))
+
+
+def test_fit_ridge_and_peak_recovers_both():
+    models = _synthetic_models(seed=2)
+    truth = DeviceProfile("t", "t", "gpu", ridge_point=120.0, peak_macs_per_s=800 * GIGA)
+    measured = [roofline.estimate(m, truth).total_s for m in models]
+    fit = roofline.fit_ridge_and_peak(models, measured)
+    assert fit.ridge_point == pytest.approx(120.0, rel=2e-3) and not fit.ridge_is_lower_bound
+    assert fit.peak_macs_per_s == pytest.approx(800 * GIGA, rel=2e-3)
+
+
+def test_a_ridge_beyond_every_layer_is_reported_as_a_lower_bound():
+    """When every layer is memory-bound, all larger ridges fit equally: the fit gives the plateau's edge."""
+    models = [[Layer("a", 10_000 * k, 1_000 * k, 1_000 * k), Layer("b", 2_000 * k, 2_000, 2_000)] for k in (1, 2, 5, 9)]
+    measured = [sum(layer.bytes for layer in m) / 3e9 for m in models]  # pure bandwidth: 3 GB/s
+    fit = roofline.fit_ridge_and_peak(models, measured)
+    assert fit.ridge_is_lower_bound
+    assert fit.ridge_point == pytest.approx(5.0, rel=2e-3)  # the most intense layer: 10k MACs / 2k bytes
+    assert fit.bandwidth_bytes_per_s == pytest.approx(3e9, rel=1e-6)
+
+
+def test_fits_reject_mismatched_input():
+    with pytest.raises(ValueError):
+        roofline.fit_peak(_synthetic_models(count=3), [1.0, 2.0], 10.0)
+    with pytest.raises(ValueError):
+        roofline.fit_peak(_synthetic_models(count=2), [1.0, 0.0], 10.0)
+
+
+def test_spearman_known_values():
+    assert roofline.spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)  # 1 - 6 * 2 / (3 * 8)
+    assert roofline.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert roofline.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(roofline.spearman([1, 2, 3], [5, 5, 5]))
+    with pytest.raises(ValueError):
+        roofline.spearman([1], [1])
+
+
+def test_spearman_matches_scipy_with_ties():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        x = rng.integers(0, 6, 12).astype(float)  # plenty of ties
+        y = x + rng.normal(0, 2, 12).round()
+        assert roofline.spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+
+
+def test_host_probe_measures_positive_figures_fast():
+    figures = hostprobe.measure(gemm_size=256, copy_bytes=8 * 2**20)
+    assert figures.peak_macs_per_s > 1e8 and figures.bandwidth_bytes_per_s > 1e8
+    assert figures.precision == "fp32" and figures.threads >= 1
+    assert hostprobe.measure(gemm_size=256, copy_bytes=8 * 2**20) is figures  # cached per process
+    profile = hostprobe.measure_profile(gemm_size=256, copy_bytes=8 * 2**20)
+    assert profile.id == "host-cpu" and profile.source.startswith("measured")
+    assert profile.ridge_point == pytest.approx(profile.peak_macs_per_s / profile.bandwidth_bytes_per_s)
+    assert roofline.estimate([COMPUTE, MEMORY], profile).total_s > 0
