@@ -141,6 +141,32 @@ class PreparedModel:
     checksum: str  # sha256 over the state dict, so results name the exact weights
 
 
+@dataclass
+class CalibrationSet:
+    """Representative inputs for post-training int8 quantization, taken from the task's data.
+
+    Real data whenever the user gave some: random calibration costs int8 models many points of
+    accuracy. Without data the set is the task's synthetic inputs, and says so.
+    """
+
+    source: str  # e.g. "imagenet at /data/val: 128 evenly spaced samples"
+    synthetic: bool
+    samples: list[np.ndarray]  # pre-processed NCHW float32 inputs, batch 1
+
+    @property
+    def digest(self) -> str:
+        """Content hash, part of the artifact cache key of every calibrated artifact."""
+        import hashlib
+
+        h = hashlib.sha256(self.source.encode())
+        for sample in self.samples:
+            h.update(np.ascontiguousarray(sample, dtype=np.float32).tobytes())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "samples": len(self.samples), "synthetic": self.synthetic, "sha256": self.digest}
+
+
 class Backend(abc.ABC):
     """A framework x delegate pair. Subclasses import their framework lazily."""
 
@@ -148,7 +174,7 @@ class Backend(abc.ABC):
         self.spec = spec
 
     def probe(self) -> Availability:
-        """Full availability check, allowed to import the framework."""
+        """Can the device run here? Allowed to import the framework and look for libraries/devices."""
         return self.spec.probe()
 
     @abc.abstractmethod
@@ -156,12 +182,20 @@ class Backend(abc.ABC):
         """Versions of every framework library this backend uses."""
 
     @abc.abstractmethod
-    def prepare(self, model: PreparedModel, cache: "ArtifactCacheLike") -> Artifact:
-        """Export/convert/quantize the model for this backend (cached)."""
+    def prepare(self, model: PreparedModel, cache: "ArtifactCacheLike", calibration: CalibrationSet | None = None) -> Artifact:
+        """Export/convert/quantize the model for this backend (cached). Must work without the device.
+
+        `calibration` is given to int8 backends: quantize with it, never with random noise."""
 
     @abc.abstractmethod
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
-        """Turn an artifact into a session that runs inferences."""
+        """Turn an artifact into a session on the real device."""
+
+    def stand_in(self, artifact: Artifact, model: PreparedModel) -> Session | None:
+        """When the device is missing: the nearest faithful executor of the same artifact (the int8
+        model on the CPU interpreter, a vendor emulator), used for accuracy only. Its latency is never
+        reported as the device's. None when there is no faithful executor."""
+        return None
 
 
 class ArtifactCacheLike(abc.ABC):
@@ -187,8 +221,13 @@ class BackendSpec:
     #: cheap extra probe (shared library, device node) that must not import a framework
     probe_hook: Callable[[], Availability] | None = None
 
+    def requirements(self) -> Availability:
+        """Packages needed to prepare the artifact at all (convert, quantize, stand in)."""
+        return check_requirements(self.requires)
+
     def probe(self) -> Availability:
-        found = check_requirements(self.requires)
+        """Requirements, then the runtime and device (cheap: no framework import)."""
+        found = self.requirements()
         if found and self.probe_hook is not None:
             return self.probe_hook()
         return found

@@ -110,6 +110,10 @@ def cmd_run(args) -> int:
     plan = runner.plan(config, get_registry())
     for backend_id, found in plan.skipped_backends.items():
         print(f"note: skipping backend {backend_id}: {found.explain()}", file=sys.stderr)
+    for backend_id, found in plan.estimated_backends.items():
+        print(f"note: {backend_id} cannot run here ({found.explain()}): its model is still prepared, accuracy "
+              "runs on a faithful stand-in where one exists, and latency is an estimate, labelled as such",
+              file=sys.stderr)
     print(f"{len(plan.jobs)} job(s); results in {plan.run_dir}", file=sys.stderr)
     outcomes = runner.execute(plan, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     done = [o.result for o in outcomes if o.ok]

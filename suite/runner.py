@@ -29,7 +29,8 @@ from mnv4suite.worker import ERROR_FILE, Job
 class Plan:
     run_dir: Path
     jobs: list[Job]
-    skipped_backends: dict[str, Availability] = field(default_factory=dict)
+    skipped_backends: dict[str, Availability] = field(default_factory=dict)  # not run at all
+    estimated_backends: dict[str, Availability] = field(default_factory=dict)  # run without their device
 
 
 @dataclass
@@ -65,6 +66,7 @@ def _select_models(config: RunConfig, registry: Registry, kind: str, task_id: st
 
 
 def _select_backends(config: RunConfig, registry: Registry) -> tuple[list[BackendSpec], dict[str, Availability]]:
+    """Backends to run, and the reasons each missing one was left out (or will only be estimated)."""
     if not config.backend:
         probed = {b.id: (b, b.probe()) for b in registry.backends}
         chosen = [b for b, found in probed.values() if found]
@@ -74,11 +76,16 @@ def _select_backends(config: RunConfig, registry: Registry) -> tuple[list[Backen
             raise UnavailableError(f"no backend can run here:\n  {reasons}")
         return chosen, skipped
     chosen = list({b.id: b for b in map(registry.backends.get, config.backend)}.values())
+    missing_device: dict[str, Availability] = {}
     for backend in chosen:
+        needed = backend.requirements()
+        if not needed:
+            raise UnavailableError(f"backend '{backend.id}' cannot even prepare its model here: {needed.explain()}")
         found = backend.probe()
         if not found:
-            raise UnavailableError(f"backend '{backend.id}' cannot run here: {found.explain()}")
-    return chosen, {}
+            # Asked for by name: still convert, stand in for accuracy where possible, estimate latency.
+            missing_device[backend.id] = found
+    return chosen, missing_device
 
 
 def plan(config: RunConfig, registry: Registry) -> Plan:
@@ -87,7 +94,7 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
     if not missing:
         raise UnavailableError(f"task '{task_spec.id}' cannot run here: {missing.explain()}")
     models = _select_models(config, registry, task_spec.model_kind, task_spec.id)
-    backends, skipped = _select_backends(config, registry)
+    backends, unavailable = _select_backends(config, registry)
 
     data = None
     if config.data:
@@ -127,7 +134,10 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
     ]
     for job in jobs:
         job.out_dir = str(run_dir / job.name)
-    return Plan(run_dir=run_dir, jobs=jobs, skipped_backends=skipped)
+    chosen = {b.id for b in backends}
+    return Plan(run_dir=run_dir, jobs=jobs,
+                skipped_backends={k: v for k, v in unavailable.items() if k not in chosen},
+                estimated_backends={k: v for k, v in unavailable.items() if k in chosen})
 
 
 def run_job_in_subprocess(job: Job) -> Outcome:

@@ -16,7 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mnv4suite import harness, results
+from mnv4suite.api import CalibrationSet, DeviceProfile
 from mnv4suite.errors import UnavailableError, UserError
 from mnv4suite.fileio import atomic_write_json, sha256_file
 from mnv4suite.run_rules import Seeds, get_preset
@@ -61,62 +64,128 @@ def say(message: str) -> None:
     print(f"  {message}", file=sys.stderr, flush=True)
 
 
+CALIBRATION_SAMPLES = 128
+BYTES_PER_ELEMENT = {"int8": 1, "fp16": 2, "fp32": 4}
+
+
+def calibration_set(task, model_spec, data: Path | None, task_id: str) -> CalibrationSet:
+    """Evenly spaced samples of the task's data; the synthetic inputs only when no data was given."""
+    dataset = task.dataset(model_spec, data, CALIBRATION_SAMPLES, "skip")
+    indices = list(range(len(dataset)))
+    dataset.load(indices)
+    samples = [np.array(dataset.get(i), dtype=np.float32, copy=True) for i in indices]
+    dataset.unload(indices)
+    if data is None:
+        source = f"{task_id} synthetic inputs ({len(samples)}): no --data given, so int8 accuracy means nothing"
+    else:
+        source = f"{task_id} at {data}: {len(samples)} evenly spaced samples"
+    return CalibrationSet(source=source, synthetic=data is None, samples=samples)
+
+
+def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str, Any]:
+    """The device latency this machine cannot measure, from the paper's roofline model."""
+    from mnv4suite.reference_models.counting import profile as layer_costs
+    from mnv4suite.roofline import estimate, rates
+
+    bytes_per_element = BYTES_PER_ELEMENT[precision]
+    layers = layer_costs(model.module, model.spec.resolution, bytes_per_element).layers
+    peak, bandwidth = rates(profile)
+    found = estimate(layers, profile)
+    return {
+        "kind": "estimated",
+        "method": "roofline: per layer max(MACs / peak, bytes / bandwidth), summed",
+        "device": profile.id,
+        "device_name": profile.name,
+        "ms": found.total_ms,
+        "bytes_per_element": bytes_per_element,
+        "peak_macs_per_s": peak,
+        "bandwidth_bytes_per_s": bandwidth,
+        "profile_source": profile.source,
+    }
+
+
 def execute(job: Job) -> dict[str, Any]:
     """Run the job and return the (already written) result."""
     from mnv4suite.cache import ArtifactCache
     from mnv4suite.models import prepare_model
     from mnv4suite.registry import get_registry
-    from mnv4suite.sysinfo import suite_info, system_info
 
     registry = get_registry()
     task_spec = registry.tasks.get(job.task)
     model_spec = registry.models.get(job.model)
     backend_spec = registry.backends.get(job.backend)
     out_dir = Path(job.out_dir)
+    data = Path(job.data) if job.data else None
 
+    requirements = backend_spec.requirements()
+    if not requirements:
+        raise UnavailableError(f"backend '{backend_spec.id}' cannot even prepare its model here: {requirements.explain()}")
     backend = backend_spec.create()
-    availability = backend.probe()
-    if not availability:
-        raise UnavailableError(f"backend '{backend_spec.id}' cannot run here: {availability.explain()}")
+    device = backend.probe()
 
     task = task_spec.create()
-    dataset = task.dataset(model_spec, Path(job.data) if job.data else None, job.count, job.on_error)
+    dataset = task.dataset(model_spec, data, job.count, job.on_error)
 
     say(f"building {model_spec.id} ({model_spec.resolution}px)")
     model = prepare_model(model_spec, job.weights)
+    calibration = None
+    if backend_spec.precision == "int8":
+        calibration = calibration_set(task, model_spec, data, task_spec.id)
+        say(f"int8 calibration: {calibration.source}")
     say(f"preparing for {backend_spec.id}")
-    artifact = backend.prepare(model, ArtifactCache(Path(job.cache_dir) if job.cache_dir else None))
+    artifact = backend.prepare(model, ArtifactCache(Path(job.cache_dir) if job.cache_dir else None), calibration)
     if artifact.path is not None:
         say(f"artifact {'reused from cache' if artifact.cached else 'built'}: {artifact.path}")
-    session = backend.load(artifact, model)
 
-    preset = get_preset(job.preset)
+    estimate = None
+    if device:
+        session, mode = backend.load(artifact, model), job.mode
+    else:
+        say(f"{backend_spec.id} cannot run here: {device.explain()}")
+        session = backend.stand_in(artifact, model)
+        # A stand-in answers for accuracy only: its speed is not the device's.
+        mode = "accuracy" if session is not None and job.mode != "performance" else None
+        profile = registry.devices.get(backend_spec.hardware)
+        try:
+            estimate = roofline_estimate(model, backend_spec.precision, profile)
+            say(f"latency estimated, not measured: {estimate['ms']:.2f} ms on {profile.name} (roofline)")
+        except ValueError as exc:  # a profile without peak and bandwidth cannot give absolute times
+            say(f"no latency estimate: {exc}")
+
+    report = None
     log_dir = out_dir / LOG_DIR
-    say(f"LoadGen {job.scenario} {job.mode}, preset {preset.name} ({preset.summary})")
-    report = harness.run_test(
-        session,
-        dataset,
-        task.encode,
-        harness.HarnessSettings(
-            scenario=job.scenario,
-            mode=job.mode,
-            preset=preset,
-            seeds=Seeds(**job.seeds),
-            log_dir=log_dir,
-            progress=job.progress,
-        ),
-    )
+    preset = get_preset(job.preset)
+    if mode is not None:
+        say(f"LoadGen {job.scenario} {mode}, preset {preset.name} ({preset.summary})"
+            + ("" if device else f" on the stand-in: {session.accelerator}"))
+        report = harness.run_test(
+            session, dataset, task.encode,
+            harness.HarnessSettings(scenario=job.scenario, mode=mode, preset=preset, seeds=Seeds(**job.seeds),
+                                    log_dir=log_dir, progress=job.progress),
+        )
     accuracy = None
-    if job.mode != "performance":
+    if report is not None and mode != "performance":
         metrics = task.metric(report.payloads, dataset)
-        accuracy = {"kind": "measured", "samples": int(metrics.pop("samples")), "metrics": metrics}
+        accuracy = {"kind": "measured", "samples": int(metrics.pop("samples")), "metrics": metrics,
+                    "executor": session.accelerator if device else f"stand-in: {session.accelerator}"}
+    result = _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset, model, artifact,
+                     session, device, mode, report, accuracy, estimate, calibration, preset, log_dir)
+    results.write(result, out_dir / results.RESULT_FILE)
+    return result
+
+
+def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset, model, artifact, session, device,
+            mode, report, accuracy, estimate, calibration, preset, log_dir) -> dict[str, Any]:
+    """The result record; every figure in it comes from LoadGen's logs or the roofline estimate."""
+    from mnv4suite.sysinfo import suite_info, system_info
 
     latency = None
-    if report.latency is not None:
+    if report is not None and report.latency is not None:
         latency = {"kind": "measured", **report.latency, "warmup_ms": report.warmup_latency_ms}
-
     versions = backend.versions()
-    result = {
+    provider = registry.backends.providers[backend_spec.id]
+    system = system_info()
+    return {
         "schema_version": results.SCHEMA_VERSION,
         "run_id": job.run_id,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -140,18 +209,19 @@ def execute(job: Job) -> dict[str, Any]:
             "weights": model.weights,
             "checksum": model.checksum,
             "provider": registry.models.providers[model_spec.id],
+            "calibration": calibration.describe() if calibration else None,
         },
         "backend": {
             "id": backend_spec.id,
             "framework": backend_spec.framework,
             "framework_version": versions.get(backend_spec.framework, "unknown"),
             "delegate": backend_spec.delegate,
-            "accelerator": session.accelerator,
-            "cpu_fallback_ops": list(session.cpu_fallback_ops),
+            "available": bool(device),
+            "unavailable_because": list(device.reasons),
+            "accelerator": session.accelerator if (device and session) else "none: the device is not here",
+            "cpu_fallback_ops": list(session.cpu_fallback_ops) if (device and session) else [],
             "hardware": backend_spec.hardware,
-            "provider": registry.plugin_versions.get(
-                registry.backends.providers[backend_spec.id], registry.backends.providers[backend_spec.id]
-            ),
+            "provider": registry.plugin_versions.get(provider, provider),
             "artifact": {
                 "kind": artifact.kind,
                 "path": str(artifact.path) if artifact.path else None,
@@ -161,22 +231,21 @@ def execute(job: Job) -> dict[str, Any]:
             },
         },
         "scenario": job.scenario,
-        "mode": job.mode,
+        "mode": mode or "none",
         "preset": {"name": preset.name, "min_query_count": preset.min_query_count, "min_duration_ms": preset.min_duration_ms},
         "seeds": dict(job.seeds),
         "latency": latency,
+        "estimate": estimate,
         "accuracy": accuracy,
-        "validity": report.validity,
+        "validity": report.validity if report is not None else {"result": "NOT-MEASURED"},
         "loadgen": {
-            "version": report.loadgen_version,
+            "version": report.loadgen_version if report else None,
             "log_dir": LOG_DIR,
-            "logs": {p.name: sha256_file(p) for p in sorted(log_dir.iterdir()) if p.is_file()},
+            "logs": {p.name: sha256_file(p) for p in sorted(log_dir.iterdir()) if p.is_file()} if report else {},
         },
-        "system": {**system_info(), "frameworks": {**system_info()["frameworks"], **versions}},
+        "system": {**system, "frameworks": {**system["frameworks"], **versions}},
         "suite": {**suite_info(), "plugins": dict(registry.plugin_versions)},
     }
-    results.write(result, out_dir / results.RESULT_FILE)
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,3 +67,33 @@ def test_result_files_are_complete_json(run_cli, tmp_path):
     [path] = sorted((tmp_path / "out").glob("*/*/result.json"))
     assert json.loads(path.read_text())["status"] == "complete"
     assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_missing_device_still_prepares_stands_in_and_estimates(run_cli, tmp_path, image_folder):
+    run = run_cli("run", "--backend", "fake-npu", "--model", "tiny-cnn", "--preset", "rapid", "--data", str(image_folder))
+    assert run.returncode == 0, run.output
+    assert "fake-npu cannot run here" in run.stderr and "/dev/fake_npu0" in run.stderr
+    [path] = result_files(tmp_path)
+    result = results.read(path)
+    assert result["backend"]["available"] is False
+    assert result["backend"]["unavailable_because"] == ["no accelerator device node /dev/fake_npu0"]
+    assert result["latency"] is None, "a missing device is never measured"
+    assert result["validity"]["result"] == "ACCURACY-ONLY" and result["mode"] == "accuracy"
+    assert result["accuracy"]["executor"].startswith("stand-in: CPU")
+    assert result["estimate"]["kind"] == "estimated" and result["estimate"]["device"] == "pixel8_edgetpu"
+    assert result["estimate"]["ms"] > 0 and result["estimate"]["profile_source"]
+    calibration = result["model"]["calibration"]
+    assert calibration["synthetic"] is False and calibration["samples"] == 12
+    assert str(image_folder) in calibration["source"]
+    assert "estimated, pixel8_edgetpu" in run.stdout
+
+
+def test_missing_device_without_data_gives_only_the_estimate(run_cli, tmp_path):
+    run = run_cli("run", "--backend", "fake-npu", "--model", "tiny-cnn", "--preset", "rapid")
+    assert run.returncode == 0, run.output
+    [path] = result_files(tmp_path)
+    result = results.read(path)
+    assert result["mode"] == "none" and result["accuracy"] is None and result["latency"] is None
+    assert result["validity"]["result"] == "NOT-MEASURED"
+    assert result["model"]["calibration"]["synthetic"] is True
+    assert result["loadgen"]["logs"] == {}

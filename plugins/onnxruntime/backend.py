@@ -35,7 +35,7 @@ class OnnxRuntimeCPUBackend(Backend):
 
         return {"onnxruntime": ort.__version__, "onnx": onnx.__version__, **exporter_version()}
 
-    def prepare(self, model: PreparedModel, cache) -> Artifact:
+    def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
         shape = model.spec.input_shape(1)
         key = {
             "model": model.spec.id,

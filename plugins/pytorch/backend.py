@@ -23,7 +23,7 @@ class PyTorchCPUBackend(Backend):
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
 
-    def prepare(self, model: PreparedModel, cache) -> Artifact:
+    def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
         return Artifact(kind="torch-eager", payload=model.module, details={"threads": torch.get_num_threads()})
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:

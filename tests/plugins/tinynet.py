@@ -3,7 +3,7 @@
 Loaded through $MNV4SUITE_PLUGINS, the same path a vendor uses while writing a plugin.
 """
 
-from mnv4suite.api import ModelSpec, hookimpl
+from mnv4suite.api import Artifact, Availability, Backend, BackendSpec, ModelSpec, hookimpl
 
 RESOLUTION = 32
 
@@ -41,5 +41,47 @@ def register_models():
             family="test",
             params=16 * 27 + 16 * 2 + 16 * 9 + 16 * 2 + 32 * 16 + 32 * 2 + 32 * 1000 + 1000,
             summary="test-only CNN at 32 px",
+        )
+    ]
+
+
+class MissingNpuBackend(Backend):
+    """Stands for an int8 accelerator that is never present: exercises the stand-in and estimate path."""
+
+    def probe(self):
+        return Availability.missing("no accelerator device node /dev/fake_npu0")
+
+    def versions(self):
+        import torch
+
+        return {"torch": torch.__version__}
+
+    def prepare(self, model, cache, calibration=None):
+        assert calibration is not None and calibration.samples, "int8 backends get a calibration set"
+        return Artifact(kind="torch-eager", payload=model.module, details={"calibration": calibration.source})
+
+    def load(self, artifact, model):
+        raise AssertionError("load() must not be called when the device is missing")
+
+    def stand_in(self, artifact, model):
+        from mnv4suite.plugins.pytorch.backend import TorchSession  # imports torch: only when used
+
+        session = TorchSession(artifact.payload)
+        session.accelerator = "CPU (PyTorch eager, standing in for the fake NPU)"
+        return session
+
+
+@hookimpl
+def register_backends():
+    return [
+        BackendSpec(
+            id="fake-npu",
+            framework="torch",
+            delegate="npu",
+            precision="int8",
+            hardware="pixel8_edgetpu",
+            implementation="tinynet:MissingNpuBackend",
+            probe_hook=lambda: Availability.missing("no accelerator device node /dev/fake_npu0"),
+            summary="test-only backend whose device is never present",
         )
     ]

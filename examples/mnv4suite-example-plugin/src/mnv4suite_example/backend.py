@@ -22,7 +22,7 @@ class TorchExportBackend(Backend):
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
 
-    def prepare(self, model: PreparedModel, cache) -> Artifact:
+    def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
         shape = model.spec.input_shape(1)
         # Everything the artifact depends on goes into the key; the suite hashes it.
         key = {"model": model.spec.id, "weights": model.checksum, "format": "torch.export", "torch": torch.__version__,
