@@ -194,9 +194,15 @@ HOST_CPU = DeviceProfile(
     notes="fp32, 4 bytes per element",
 )
 
+CUDA_GPU = DeviceProfile(
+    "cuda-gpu", "An NVIDIA GPU in this machine (CUDA)", "gpu",
+    source="no figures: a CUDA backend is measured when the GPU is present and never estimated",
+)
+
 #: Every built-in profile by id; the host CPU's figures are filled in only by measuring it.
 PROFILES: dict[str, DeviceProfile] = {
     HOST_CPU.id: HOST_CPU,
+    CUDA_GPU.id: CUDA_GPU,
     **{t.id: _profile(t, FITS[t.id]) for t in TARGETS.values()},
 }
 

@@ -145,11 +145,11 @@ def execute(job: Job) -> dict[str, Any]:
         session = backend.stand_in(artifact, model)
         # A stand-in answers for accuracy only: its speed is not the device's.
         mode = "accuracy" if session is not None and job.mode != "performance" else None
-        profile = registry.devices.get(backend_spec.hardware)
         try:
+            profile = registry.devices.get(backend_spec.hardware)
             estimate = roofline_estimate(model, backend_spec.precision, profile)
             say(f"latency estimated, not measured: {estimate['ms']:.2f} ms on {profile.name} (roofline)")
-        except ValueError as exc:  # a profile without peak and bandwidth cannot give absolute times
+        except (ValueError, UserError) as exc:  # unknown profile, or one without peak and bandwidth
             say(f"no latency estimate: {exc}")
 
     report = None
