@@ -216,7 +216,7 @@ def bytes_per_element(profile: DeviceProfile) -> int:
     """Bytes per tensor element a profile's numbers assume: its Table 6 precision, else by kind."""
     if profile.id in TARGETS:
         return BYTES_PER_ELEMENT[TARGETS[profile.id].precision]
-    if profile.id == HOST_CPU.id:
+    if profile.id in (HOST_CPU.id, CUDA_GPU.id):  # the host's backends run fp32
         return BYTES_PER_ELEMENT["fp32"]
     return BYTES_PER_ELEMENT["fp16" if profile.kind in ("gpu", "npu") else "int8"]
 

@@ -63,7 +63,7 @@ def test_paper_profiles_carry_their_provenance(device):
 
 def test_bytes_per_element_follows_the_papers_precision():
     bpe = {d: devices.bytes_per_element(p) for d, p in devices.PROFILES.items()}
-    assert bpe == {"host-cpu": 4, "pixel6_cpu": 1, "s23_cpu": 1, "pixel4_hexagon": 1, "pixel8_edgetpu": 1,
+    assert bpe == {"host-cpu": 4, "cuda-gpu": 4, "pixel6_cpu": 1, "s23_cpu": 1, "pixel4_hexagon": 1, "pixel8_edgetpu": 1,
                    "pixel7_gpu": 2, "s23_gpu": 2, "iphone13_ane": 2}
 
 
