@@ -30,7 +30,7 @@ __all__ = [
     "model_specs",
 ]
 
-_LAZY_SUBMODULES = ("counting", "mobilenetv4", "torch_blocks", "weights")
+_LAZY_SUBMODULES = ("counting", "export", "keras_blocks", "keras_model", "mobilenetv4", "torch_blocks", "weights")
 
 
 def list_models() -> list[str]:
