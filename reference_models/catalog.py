@@ -11,7 +11,7 @@ from __future__ import annotations
 from mnv4suite.api import ModelSpec, Requirement
 
 from .baselines import BASELINE_TIMM_NAMES
-from .specs import TIMM_NAMES, all_model_defs
+from .specs import MODEL_DEFS, TIMM_NAMES, all_model_defs
 
 BUILDER = "mnv4suite.reference_models.mobilenetv4:build"
 FAMILY = "MobileNetV4"
@@ -87,6 +87,7 @@ def model_specs() -> list[ModelSpec]:
                 summary=model_def.summary,
                 published=published,
                 requires=(TORCH,),
+                baseline=model_id not in MODEL_DEFS,
             )
         )
     return out

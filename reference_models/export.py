@@ -264,7 +264,6 @@ def export_tflite(
     typical; every one is used. The returned ``TFLiteExport`` records the input/output dtypes and
     quantization parameters (``.input.quantize(x)``, ``.output.dequantize(y)``).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the converter's C++ info logs out of the run
     import tensorflow as tf
 
     if precision not in TFLITE_PRECISIONS:

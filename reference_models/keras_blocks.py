@@ -17,11 +17,7 @@ This module imports TensorFlow/Keras; ``mnv4suite.reference_models`` never impor
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info logs would drown a run's progress
-
-import keras  # noqa: E402
+import keras
 from keras import layers, ops
 
 from . import specs

@@ -17,11 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info logs would drown a run's progress
-
-import keras  # noqa: E402
+import keras
 import numpy as np
 from keras import layers
 

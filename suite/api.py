@@ -94,6 +94,8 @@ class ModelSpec:
     summary: str = ""
     published: dict[str, Any] = field(default_factory=dict)  # e.g. {"top1": 73.8, "source": "..."}
     requires: tuple[Requirement, ...] = ()
+    #: Pareto baselines run when named; a run that names no model takes the others.
+    baseline: bool = False
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (batch, 3, self.resolution, self.resolution)
@@ -220,6 +222,11 @@ class BackendSpec:
     summary: str = ""
     #: cheap extra probe (shared library, device node) that must not import a framework
     probe_hook: Callable[[], Availability] | None = None
+    #: cheap check of a model: None when this backend can run it, else the reason it cannot
+    supports: Callable[[ModelSpec], str | None] | None = None
+
+    def unsupported(self, model: ModelSpec) -> str | None:
+        return self.supports(model) if self.supports is not None else None
 
     def requirements(self) -> Availability:
         """Packages needed to prepare the artifact at all (convert, quantize, stand in)."""

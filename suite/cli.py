@@ -110,6 +110,8 @@ def cmd_run(args) -> int:
     plan = runner.plan(config, get_registry())
     for backend_id, found in plan.skipped_backends.items():
         print(f"note: skipping backend {backend_id}: {found.explain()}", file=sys.stderr)
+    for (model_id, backend_id), why in plan.skipped_pairs.items():
+        print(f"note: skipping {model_id} on {backend_id}: {why}", file=sys.stderr)
     for backend_id, found in plan.estimated_backends.items():
         print(f"note: {backend_id} cannot run here ({found.explain()}): its model is still prepared, accuracy "
               "runs on a faithful stand-in where one exists, and latency is an estimate, labelled as such",

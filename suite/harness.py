@@ -103,7 +103,9 @@ def _settings(lg, cfg: HarnessSettings, expected_ms: float):
     if cfg.scenario == "SingleStream":
         settings.single_stream_expected_latency_ns = max(1, int(expected_ms * 1e6 / 2))
     else:
-        settings.offline_expected_qps = max(1.0, 2000.0 / max(expected_ms, 1e-3))
+        # One query of qps x duration samples: a little above the fastest rate keeps the minimum
+        # duration met without running far past it.
+        settings.offline_expected_qps = max(1.0, 1100.0 / max(expected_ms, 1e-3))
     return settings
 
 

@@ -20,6 +20,8 @@ from mnv4suite.errors import UserError
 BUILTIN_PLUGINS = (
     "mnv4suite.plugins.pytorch",
     "mnv4suite.plugins.onnxruntime",
+    "mnv4suite.plugins.tflite",
+    "mnv4suite.plugins.coreml",
     "mnv4suite.plugins.devices",
     "mnv4suite.tasks.imagenet",
     "mnv4suite.reference_models.plugin",

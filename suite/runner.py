@@ -30,6 +30,7 @@ class Plan:
     run_dir: Path
     jobs: list[Job]
     skipped_backends: dict[str, Availability] = field(default_factory=dict)  # not run at all
+    skipped_pairs: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, backend) -> why not
     estimated_backends: dict[str, Availability] = field(default_factory=dict)  # run without their device
 
 
@@ -51,7 +52,7 @@ def new_run_id() -> str:
 
 def _select_models(config: RunConfig, registry: Registry, kind: str, task_id: str) -> list[ModelSpec]:
     if not config.model:
-        models = [m for m in registry.models if m.kind == kind]
+        models = [m for m in registry.models if m.kind == kind and not m.baseline]
         if not models:
             raise UserError(f"no installed model can run task '{task_id}' (it needs a {kind} model)")
         return models
@@ -114,6 +115,11 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
 
     run_id = new_run_id()
     run_dir = Path(config.out).expanduser().resolve() / run_id
+    pairs = [(m, b) for m in models for b in backends]
+    skipped_pairs = {(m.id, b.id): why for m, b in pairs if (why := b.unsupported(m))}
+    if len(skipped_pairs) == len(pairs):
+        raise UserError("no selected backend can run the selected models:\n  "
+                        + "\n  ".join(f"{b} x {m}: {why}" for (m, b), why in skipped_pairs.items()))
     jobs = [
         Job(
             task=task_spec.id,
@@ -129,13 +135,13 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
             run_id=run_id,
             cache_dir=config.cache_dir,
         )
-        for model in models
-        for backend in backends
+        for model, backend in pairs
+        if (model.id, backend.id) not in skipped_pairs
     ]
     for job in jobs:
         job.out_dir = str(run_dir / job.name)
     chosen = {b.id for b in backends}
-    return Plan(run_dir=run_dir, jobs=jobs,
+    return Plan(run_dir=run_dir, jobs=jobs, skipped_pairs=skipped_pairs,
                 skipped_backends={k: v for k, v in unavailable.items() if k not in chosen},
                 estimated_backends={k: v for k, v in unavailable.items() if k in chosen})
 

@@ -45,6 +45,7 @@ def test_help_explains_run(run_cli):
         (["--model", "tiny-cnn", "--data", "does/not/exist"], ["data path does/not/exist does not exist"]),
         (["--model", "tiny-cnn", "--mode", "accuracy"], ["needs a dataset", "--data"]),
         (["--model", "tiny-cnn", "--weights", "nope.safetensors"], ["weights file nope.safetensors does not exist"]),
+        (["--model", "tiny-cnn", "--backend", "tflite-cpu"], ["tflite-cpu x tiny-cnn: no Keras twin for 'tiny-cnn'"]),
     ],
 )
 def test_bad_names_and_paths_get_clear_errors(run_cli, args, fragments):

@@ -51,7 +51,7 @@ def test_two_plugins_with_one_id_are_both_named():
 def test_unknown_name_lists_known_and_nearest():
     registry = build_registry(create_plugin_manager(load_entrypoints=False))
     with pytest.raises(UnknownNameError) as info:
-        registry.backends.get("pytorch-cuda2")
+        registry.backends.get("pytorch-cpx")
     assert info.value.suggestion == "pytorch-cpu"
     assert "onnxruntime-cpu" in str(info.value)
 
@@ -86,3 +86,28 @@ def test_model_aliases_resolve():
 
     pm.register(Aliased(), name="aliased")
     assert build_registry(pm).models.get("legacy_name").id == "m-one"
+
+
+def test_default_run_takes_reference_models_not_baselines():
+    from mnv4suite.config import RunConfig
+    from mnv4suite.runner import plan
+
+    registry = build_registry(create_plugin_manager(load_entrypoints=False))
+    chosen = {job.model for job in plan(RunConfig(backend=["pytorch-cpu"], preset="rapid"), registry).jobs}
+    assert chosen == {"mnv4-conv-s", "mnv4-conv-m", "mnv4-conv-l", "mnv4-hybrid-m", "mnv4-hybrid-l"}
+    named = plan(RunConfig(backend=["pytorch-cpu"], model=["mnv2-1.0"], preset="rapid"), registry)
+    assert [job.model for job in named.jobs] == ["mnv2-1.0"]
+
+
+def test_unsupported_pairs_are_skipped_with_the_reason():
+    from mnv4suite.config import RunConfig
+    from mnv4suite.runner import plan
+
+    registry = build_registry(create_plugin_manager(load_entrypoints=False))
+    run = plan(RunConfig(backend=["tflite-cpu", "pytorch-cpu"], model=["mnv2-1.0", "mnv4-conv-s"], preset="rapid"), registry)
+    assert sorted(job.name for job in run.jobs) == [
+        "imagenet__mnv2-1.0__pytorch-cpu__SingleStream",
+        "imagenet__mnv4-conv-s__pytorch-cpu__SingleStream",
+        "imagenet__mnv4-conv-s__tflite-cpu__SingleStream",
+    ]
+    assert "no Keras twin" in run.skipped_pairs[("mnv2-1.0", "tflite-cpu")]

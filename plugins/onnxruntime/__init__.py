@@ -1,6 +1,12 @@
-"""Built-in plugin: ONNX Runtime backends. Declares specs only; `backend` holds the implementation."""
+"""Built-in plugin: ONNX Runtime backends. Declares specs only; the implementations are imported on use:
+`backend` (CPU, CUDA) and `qnn` (Qualcomm Hexagon through the QNN plugin execution provider).
+
+The probes (`probes`) look at installed wheels, shared libraries and device nodes; none imports
+onnxruntime.
+"""
 
 from mnv4suite.api import BackendSpec, Requirement, hookimpl
+from mnv4suite.plugins.onnxruntime import probes
 
 INSTALL = "pip install 'mnv4suite[onnx]' -c constraints.txt"
 REQUIRES = (
@@ -9,6 +15,8 @@ REQUIRES = (
     Requirement("onnxscript", INSTALL),  # torch.onnx's exporter needs it
     Requirement("torch", INSTALL),  # the ONNX model is exported from the PyTorch reference
 )
+# The int8 QDQ model is made with onnxruntime.quantization (in onnxruntime); the stand-in needs the plugin EP.
+QNN_REQUIRES = REQUIRES + (Requirement("onnxruntime_qnn", probes.QNN_INSTALL),)
 
 
 @hookimpl
@@ -23,5 +31,29 @@ def register_backends():
             implementation="mnv4suite.plugins.onnxruntime.backend:OnnxRuntimeCPUBackend",
             requires=REQUIRES,
             summary="ONNX Runtime CPUExecutionProvider on a torch.onnx export (cached by content hash)",
-        )
+        ),
+        BackendSpec(
+            id="onnxruntime-cuda",
+            framework="onnxruntime",
+            delegate="gpu",
+            precision="fp32",
+            hardware="cuda-gpu",
+            implementation="mnv4suite.plugins.onnxruntime.backend:OnnxRuntimeCUDABackend",
+            requires=REQUIRES,
+            probe_hook=probes.cuda_probe,
+            summary="ONNX Runtime CUDAExecutionProvider (onnxruntime-gpu), strict fp32 (TF32 off); ops ORT "
+                    "leaves on the CPU are reported",
+        ),
+        BackendSpec(
+            id="onnxruntime-qnn",
+            framework="onnxruntime",
+            delegate="dsp",  # the Hexagon DSP/NPU (HTP), as the pixel4_hexagon profile calls it
+            precision="int8",
+            hardware="pixel4_hexagon",
+            implementation="mnv4suite.plugins.onnxruntime.qnn:OnnxRuntimeQNNBackend",
+            requires=QNN_REQUIRES,
+            probe_hook=probes.qnn_probe,
+            summary="Qualcomm Hexagon NPU via the QNN execution provider (onnxruntime-qnn plugin EP, HTP backend): "
+                    "int8 QDQ model, CPU fallback disabled",
+        ),
     ]

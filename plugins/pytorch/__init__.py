@@ -1,8 +1,14 @@
-"""Built-in plugin: PyTorch backends. Declares specs only; `backend` holds the implementation."""
+"""Built-in plugin: PyTorch backends. Declares specs only; `backend` holds the implementation.
+
+The probe hooks live in `probes` and never import torch (`mnv4suite list` stays fast).
+"""
 
 from mnv4suite.api import BackendSpec, Requirement, hookimpl
 
+from .probes import probe_compiler, probe_cuda
+
 TORCH = Requirement("torch", "pip install 'mnv4suite[torch]' -c constraints.txt")
+IMPL = "mnv4suite.plugins.pytorch.backend"
 
 
 @hookimpl
@@ -14,8 +20,30 @@ def register_backends():
             delegate="cpu",
             precision="fp32",
             hardware="host-cpu",
-            implementation="mnv4suite.plugins.pytorch.backend:PyTorchCPUBackend",
+            implementation=f"{IMPL}:PyTorchCPUBackend",
             requires=(TORCH,),
-            summary="PyTorch eager in inference mode on the host CPU",
-        )
+            summary="PyTorch eager on the host CPU: BN folded into convs, channels-last, inference mode",
+        ),
+        BackendSpec(
+            id="pytorch-cpu-compiled",
+            framework="torch",
+            delegate="cpu",
+            precision="fp32",
+            hardware="host-cpu",
+            implementation=f"{IMPL}:PyTorchCPUCompiledBackend",
+            requires=(TORCH,),
+            probe_hook=probe_compiler,
+            summary="PyTorch AOTInductor on the host CPU: torch.export + C++ compile, package cached on disk",
+        ),
+        BackendSpec(
+            id="pytorch-cuda",
+            framework="torch",
+            delegate="cuda",
+            precision="fp32",
+            hardware="cuda-gpu",
+            implementation=f"{IMPL}:PyTorchCUDABackend",
+            requires=(TORCH,),
+            probe_hook=probe_cuda,
+            summary="PyTorch eager on an NVIDIA GPU, fp32 without TF32, BN folded, channels-last",
+        ),
     ]

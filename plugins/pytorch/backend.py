@@ -1,30 +1,291 @@
-"""PyTorch eager on the CPU: the reference every other backend is compared with."""
+"""PyTorch backends: eager on the CPU (the reference), AOTInductor-compiled on the CPU, eager on CUDA.
+
+All three run the same inference rewrite of the model (``optimize.py``): BatchNorm folded into
+the preceding conv and channels-last memory format, checked against the unmodified module before
+the artifact is used (``fold_check_max_abs_diff`` in the artifact details).
+
+* ``pytorch-cpu``: the rewritten module in eager mode under ``torch.inference_mode``.
+* ``pytorch-cpu-compiled``: ``torch.export`` of the rewritten module, compiled ahead of time by
+  AOTInductor into a ``.pt2`` package (a zip holding a shared library and the weights), stored in
+  the artifact cache. Building it takes seconds to tens of seconds and a C++ compiler; a cached
+  package loads in milliseconds. The cache key holds everything the library depends on: torch
+  version and git revision, the compiler, the CPU vector ISA inductor generated code for, the
+  input shape and memory format, and the rewrite. Not the thread count: the generated OpenMP
+  loops take it at run time (``#pragma omp parallel`` without ``num_threads``, checked on 2.13).
+* ``pytorch-cuda``: the rewritten module on an NVIDIA GPU in fp32. TF32 is switched off for
+  convolutions and matmuls, so "fp32" means IEEE fp32 as on the CPU (PyTorch lets cuDNN convs
+  use TF32 by default, which keeps only 10 mantissa bits). No stand-in when the GPU is missing:
+  a CPU run of the same fp32 model is exactly what ``pytorch-cpu`` reports, under its own name.
+"""
 
 from __future__ import annotations
+
+import platform
+import subprocess
+import time
+import warnings
+from typing import Any
 
 import numpy as np
 import torch
 
-from mnv4suite.api import Artifact, Backend, PreparedModel, Session
+from mnv4suite.api import Artifact, Availability, Backend, PreparedModel, Session
+from mnv4suite.errors import UnavailableError
+
+from . import probes
+from .optimize import optimize_for_inference
+
+#: Bump when optimize.py changes what it produces: part of every compiled artifact's cache key.
+REWRITE_VERSION = 1
+#: Largest |folded - reference| accepted, relative to the reference logits' largest magnitude.
+FOLD_RTOL = 1e-4
+CHECK_SEED = 1234
+
+
+def _threads() -> int:
+    return torch.get_num_threads()
 
 
 class TorchSession(Session):
-    def __init__(self, module: torch.nn.Module):
+    """A torch module answering NCHW float32 batches; channels-last modules get channels-last inputs."""
+
+    def __init__(self, module: torch.nn.Module, channels_last: bool = False, device: str = "cpu",
+                 accelerator: str | None = None):
         self.module = module.eval()
-        self.accelerator = f"CPU (PyTorch eager, {torch.get_num_threads()} threads)"
+        self.channels_last = channels_last
+        self.device = torch.device(device)
+        self.accelerator = accelerator or f"CPU (PyTorch eager, {_threads()} threads)"
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
         # inference_mode is thread-local and LoadGen calls from its own thread: enter it per call.
         with torch.inference_mode():
-            return self.module(torch.from_numpy(inputs)).numpy()
+            x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+            if self.device.type != "cpu":
+                x = x.to(self.device, non_blocking=False)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out = self.module(x)
+            return out.float().cpu().numpy()  # .cpu() waits for the GPU: the query is complete
+
+
+class CompiledSession(Session):
+    """An AOTInductor package: the compiled model runs without Python, dynamo or guards."""
+
+    def __init__(self, path: str, channels_last: bool = True):
+        import torch._inductor  # noqa: F401 - aoti_load_package; a second of imports, so only here
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's LeafSpec deprecation, raised on load
+            self.runner = torch._inductor.aoti_load_package(path)
+        self.channels_last = channels_last
+        self.accelerator = f"CPU (PyTorch AOTInductor, {_threads()} threads)"
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+            if self.channels_last:  # the package was compiled for these strides
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.runner(x).numpy()
+
+
+def check_input(model: PreparedModel, batch: int = 1) -> np.ndarray:
+    """A seeded input of the model's shape (same every run, independent of global RNG state)."""
+    return np.random.default_rng(CHECK_SEED).standard_normal(model.spec.input_shape(batch)).astype(np.float32)
+
+
+def reference_logits(model: PreparedModel, inputs: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model.module.eval()(torch.from_numpy(inputs)).float().numpy()
+
+
+def check_against_reference(model: PreparedModel, session: Session, what: str) -> dict[str, float]:
+    """Max |diff| of the session's logits from the unmodified module's; raise if beyond tolerance."""
+    x = check_input(model)
+    ref = reference_logits(model, x)
+    got = session.run(x)
+    diff = float(np.max(np.abs(ref - got)))
+    scale = float(np.max(np.abs(ref)))
+    if not diff <= FOLD_RTOL * max(scale, 1.0):
+        raise RuntimeError(
+            f"{what} of {model.spec.id} disagrees with the PyTorch module: max |diff| {diff:.3g} for logits up "
+            f"to {scale:.3g} (tolerance {FOLD_RTOL:g} relative to the largest logit). Refusing to benchmark a model "
+            "that computes something else; please report this with the model id"
+        )
+    return {"check_max_abs_diff": diff, "check_max_abs_logit": scale}
 
 
 class PyTorchCPUBackend(Backend):
+    """Eager PyTorch with BN folded, channels-last, inference mode: the reference backend."""
+
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
 
     def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
-        return Artifact(kind="torch-eager", payload=model.module, details={"threads": torch.get_num_threads()})
+        module, details = optimize_for_inference(model.module)
+        session = TorchSession(module, channels_last=True)
+        details.update({f"fold_{k}": v for k, v in check_against_reference(model, session, "the BN-folded model").items()})
+        return Artifact(kind="torch-eager", payload=module,
+                        details={"threads": _threads(), "inference_mode": True, **details})
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
-        return TorchSession(artifact.payload)
+        return TorchSession(artifact.payload, channels_last=artifact.details.get("memory_format") == "channels_last")
+
+
+# --------------------------------------------------------------------------- AOTInductor
+
+
+def compiler_version() -> str:
+    """First line of `CXX --version`, e.g. 'g++ (Debian 12.2.0-14+deb12u1) 12.2.0'."""
+    cxx = probes.find_cxx()
+    if cxx is None:
+        raise UnavailableError(probes.no_compiler_reason())
+    try:
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise UnavailableError(f"cannot run the C++ compiler {cxx}: {exc}") from exc
+    return f"{cxx}: {out.strip().splitlines()[0] if out.strip() else 'unknown'}"
+
+
+def vector_isa() -> str:
+    """The SIMD instruction set inductor generates code for on this CPU (e.g. 'avx512')."""
+    try:
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+        return str(pick_vec_isa()) or "none"
+    except Exception as exc:  # noqa: BLE001 - private API; an unknown ISA still keys the cache safely
+        return f"unknown ({type(exc).__name__})"
+
+
+#: Inductor settings the package is built with (part of the cache key).
+AOTI_CONFIGS: dict[str, Any] = {}
+
+
+class PyTorchCPUCompiledBackend(Backend):
+    """torch.export + AOTInductor: the rewritten model compiled to a shared library, cached on disk."""
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__}
+
+    def cache_key(self, model: PreparedModel) -> dict[str, Any]:
+        return {
+            "model": model.spec.id,
+            "weights": model.checksum,
+            "precision": "fp32",
+            "format": "aoti-package",
+            "input_shape": model.spec.input_shape(1),
+            "memory_format": "channels_last",
+            "rewrite": REWRITE_VERSION,
+            "torch": torch.__version__,
+            "torch_git": torch.version.git_version,
+            "compiler": compiler_version(),
+            "vec_isa": vector_isa(),
+            "machine": platform.machine(),
+            "inductor_configs": AOTI_CONFIGS,
+        }
+
+    def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
+        key = self.cache_key(model)
+        build_s: dict[str, float] = {}
+
+        def build(tmp) -> None:
+            import torch._inductor  # noqa: F401 - aoti_compile_and_package
+
+            start = time.perf_counter()
+            module, _ = optimize_for_inference(model.module)
+            example = torch.zeros(model.spec.input_shape(1)).contiguous(memory_format=torch.channels_last)
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation chatter (LeafSpec)
+                try:
+                    program = torch.export.export(module, (example,))
+                    torch._inductor.aoti_compile_and_package(
+                        program, package_path=str(tmp), inductor_configs=dict(AOTI_CONFIGS)
+                    )
+                except Exception as exc:
+                    first = (str(exc).strip().splitlines() or [""])[0][:300]
+                    raise RuntimeError(
+                        f"torch.export + AOTInductor (torch {torch.__version__}, {key['compiler']}) could not compile "
+                        f"{model.spec.id}: {type(exc).__name__}: {first}. The eager backend 'pytorch-cpu' runs any model"
+                    ) from exc
+            build_s["compile_s"] = round(time.perf_counter() - start, 2)
+
+        path, digest, cached = cache.fetch_or_build(key, ".pt2", build)
+        check = check_against_reference(model, CompiledSession(str(path)), "the AOTInductor package")
+        details = {"threads": _threads(), "vec_isa": key["vec_isa"], "compiler": key["compiler"],
+                   "memory_format": "channels_last", **build_s, **check}
+        return Artifact(kind="aoti-package", path=path, sha256=digest, cached=cached, details=details)
+
+    def load(self, artifact: Artifact, model: PreparedModel) -> Session:
+        return CompiledSession(str(artifact.path))
+
+
+# --------------------------------------------------------------------------- CUDA
+
+
+def set_ieee_fp32() -> None:
+    """No TF32 in convolutions or matmuls: fp32 means fp32."""
+    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
+    if cudnn_conv is not None and hasattr(cudnn_conv, "fp32_precision"):  # torch >= 2.9
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def cuda_availability() -> Availability:
+    """The full check: a CUDA build of torch that sees a GPU, and which GPU."""
+    reasons = []
+    if torch.version.cuda is None:
+        reasons.append(probes.cpu_build_reason(torch.__version__))
+    if not probes.nvidia_device_present():
+        reasons.append(probes.NO_NVIDIA_DEVICE)
+    elif torch.version.cuda is not None and not torch.cuda.is_available():
+        reasons.append(
+            f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable NVIDIA device "
+            "(torch.cuda.is_available() is False: the driver may be missing or older than this CUDA build)"
+        )
+    if reasons:
+        return Availability.missing(*reasons)
+    index = torch.cuda.current_device()
+    name = torch.cuda.get_device_name(index)
+    major, minor = torch.cuda.get_device_capability(index)
+    return Availability.ok(f"cuda:{index} {name} (compute capability {major}.{minor}, CUDA {torch.version.cuda})")
+
+
+class PyTorchCUDABackend(Backend):
+    """Eager PyTorch on an NVIDIA GPU, fp32 (IEEE, no TF32), BN folded, channels-last."""
+
+    def probe(self) -> Availability:
+        found = self.spec.requirements()
+        return cuda_availability() if found else found
+
+    def versions(self) -> dict[str, str]:
+        found = {"torch": torch.__version__}
+        if torch.version.cuda:
+            found["cuda"] = torch.version.cuda
+            if torch.backends.cudnn.is_available():
+                found["cudnn"] = str(torch.backends.cudnn.version())
+        return found
+
+    def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
+        # Device-free: the rewrite is checked on the CPU; the module moves to the GPU in load().
+        module, details = optimize_for_inference(model.module)
+        check = check_against_reference(model, TorchSession(module, channels_last=True), "the BN-folded model")
+        details.update({f"fold_{k}": v for k, v in check.items()})
+        return Artifact(kind="torch-eager", payload=module, details={"fp32": "IEEE (TF32 off)", **details})
+
+    def load(self, artifact: Artifact, model: PreparedModel) -> Session:
+        found = cuda_availability()
+        if not found:
+            raise UnavailableError(f"pytorch-cuda cannot run here: {found.explain()}")
+        set_ieee_fp32()
+        torch.backends.cudnn.benchmark = True  # one fixed input shape: pick the fastest algorithms once
+        device = torch.device("cuda", torch.cuda.current_device())
+        module = artifact.payload.to(device)
+        accelerator = f"GPU ({found.notes[0]}; PyTorch eager fp32, TF32 off)"
+        session = TorchSession(module, channels_last=artifact.details.get("memory_format") == "channels_last",
+                               device=str(device), accelerator=accelerator)
+        # The GPU's logits against the CPU reference: recorded with the artifact, raised on disagreement.
+        check = check_against_reference(model, session, "the model on the GPU")
+        artifact.details.update({f"gpu_{k}": v for k, v in check.items()})
+        return session
