@@ -58,7 +58,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as logs:
         settings = harness.HarnessSettings(scenario="SingleStream", mode="performance", preset=get_preset(args.preset),
                                            seeds=Seeds(), log_dir=Path(logs), progress=False)
-        report = harness.run_test(session, dataset, task.encode, settings)
+        report = harness.run_test(session, dataset, lambda out, i: task.encode(out, i, dataset), settings)
     dataset.load(range(len(dataset)))  # LoadGen unloads its samples when the test ends
     after = bare_loop(session, dataset, seconds)
 

@@ -18,6 +18,8 @@ def results_table(results: Iterable[dict[str, Any]], tablefmt: str = "simple") -
         metrics = (r.get("accuracy") or {}).get("metrics", {})
         # the task's headline metric comes first (top1 for ImageNet, AP for COCO)
         accuracy = next((f"{name} {value:.2f}" for name, value in metrics.items()), "-")
+        if r.get("status") == "partial" and metrics:  # over fewer samples than asked for: say so
+            accuracy += f" (partial: {r['task']['dataset']['skipped']} skipped)"
         estimate = r.get("estimate")
         mean = _fmt(latency.get("mean_ms"))
         if estimate:  # never dressed up as a measurement

@@ -96,6 +96,8 @@ class ModelSpec:
     requires: tuple[Requirement, ...] = ()
     #: Pareto baselines run when named; a run that names no model takes the others.
     baseline: bool = False
+    #: For a detector: the classifier whose body it uses, so `--task coco --model mnv4-conv-m` finds it.
+    backbone: str | None = None
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (batch, 3, self.resolution, self.resolution)
@@ -282,12 +284,19 @@ class Task(abc.ABC):
         self.spec = spec
 
     @abc.abstractmethod
-    def dataset(self, model: ModelSpec, data: Path | None, count: int | None = None, on_error: str = "stop") -> Dataset:
-        """Real data from `data`, or a synthetic input-shaped set when `data` is None."""
+    def dataset(self, model: ModelSpec, data: Path | None, count: int | None = None, on_error: str = "stop",
+                cache_dir: Path | None = None) -> Dataset:
+        """Real data from `data`, or a synthetic input-shaped set when `data` is None.
+
+        `count`: a deterministic subset; `on_error`: "stop" at the first unusable file or "skip" and
+        count it; `cache_dir`: where pre-processed inputs may be kept between runs (None: nowhere)."""
 
     @abc.abstractmethod
-    def encode(self, outputs: np.ndarray) -> bytes:
-        """Post-process raw model outputs into the LoadGen accuracy-log payload."""
+    def encode(self, outputs: np.ndarray, index: int, dataset: Dataset) -> bytes:
+        """Post-process the raw model outputs of sample `index` into its LoadGen accuracy-log payload.
+
+        The sample and its dataset are given because a payload may depend on them: MLPerf's detection
+        payload carries the sample index and boxes relative to the original image's size."""
 
     @abc.abstractmethod
     def metric(self, payloads: dict[int, bytes], dataset: Dataset) -> dict[str, Any]:

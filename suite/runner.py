@@ -56,14 +56,25 @@ def _select_models(config: RunConfig, registry: Registry, kind: str, task_id: st
         if not models:
             raise UserError(f"no installed model can run task '{task_id}' (it needs a {kind} model)")
         return models
-    models = [registry.models.get(name) for name in config.model]
+    models = [_for_task(registry.models.get(name), registry, kind, task_id) for name in config.model]
     for model in models:
-        if model.kind != kind:
-            raise UserError(f"model '{model.id}' is a {model.kind} model; task '{task_id}' needs a {kind} model")
         found = check_requirements(model.requires)
         if not found:
             raise UnavailableError(f"model '{model.id}' cannot be built here: {found.explain()}")
     return list({m.id: m for m in models}.values())
+
+
+def _for_task(model: ModelSpec, registry: Registry, kind: str, task_id: str) -> ModelSpec:
+    """The model itself, or for a backbone the task's model built on it (`--task coco --model mnv4-conv-m`
+    runs the RetinaNet detector with the MNv4-Conv-M backbone, as the paper's Table 7 names them)."""
+    if model.kind == kind:
+        return model
+    built_on = [m for m in registry.models if m.kind == kind and m.backbone == model.id]
+    if len(built_on) == 1:
+        return built_on[0]
+    fitting = ", ".join(m.id for m in registry.models if m.kind == kind) or "none installed"
+    raise UserError(f"model '{model.id}' is a {model.kind} model and task '{task_id}' needs a {kind} model; "
+                    f"{kind} models: {fitting}")
 
 
 def _select_backends(config: RunConfig, registry: Registry) -> tuple[list[BackendSpec], dict[str, Availability]]:
@@ -103,7 +114,10 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
         if not data.exists():
             raise UserError(f"data path {config.data} does not exist: pass the folder that holds the {task_spec.id} dataset")
         # Build the dataset index once here so a wrong layout fails before any model is built.
-        task_spec.create().dataset(models[0], data, config.count, config.on_error)
+        from mnv4suite.cache import ArtifactCache
+
+        cache_root = ArtifactCache(Path(config.cache_dir) if config.cache_dir else None).root
+        task_spec.create().dataset(models[0], data, config.count, config.on_error, cache_root)
     weights = config.weights
     if weights:
         if len(models) != 1:
@@ -177,7 +191,9 @@ def execute(run: Plan, log=print) -> list[Outcome]:
             accuracy = (outcome.result["accuracy"] or {}).get("metrics", {})
             figures = [f"p90 {latency['p90_ms']:.2f} ms" if latency.get("p90_ms") is not None else None,
                        *(f"{name} {value:.2f}" for name, value in accuracy.items()),
-                       outcome.result["validity"]["result"]]
+                       outcome.result["validity"]["result"],
+                       f"PARTIAL: {outcome.result['task']['dataset']['skipped']} unusable sample(s) skipped"
+                       if outcome.result["status"] == "partial" else None]
             log("  done: " + ", ".join(f for f in figures if f))
         if outcome.error:
             log(f"  failed: {outcome.error['message']}")

@@ -68,9 +68,9 @@ CALIBRATION_SAMPLES = 128
 BYTES_PER_ELEMENT = {"int8": 1, "fp16": 2, "fp32": 4}
 
 
-def calibration_set(task, model_spec, data: Path | None, task_id: str) -> CalibrationSet:
+def calibration_set(task, model_spec, data: Path | None, task_id: str, cache_dir: Path | None = None) -> CalibrationSet:
     """Evenly spaced samples of the task's data; the synthetic inputs only when no data was given."""
-    dataset = task.dataset(model_spec, data, CALIBRATION_SAMPLES, "skip")
+    dataset = task.dataset(model_spec, data, CALIBRATION_SAMPLES, "skip", cache_dir)
     indices = list(range(len(dataset)))
     dataset.load(indices)
     samples = [np.array(dataset.get(i), dtype=np.float32, copy=True) for i in indices]
@@ -123,17 +123,20 @@ def execute(job: Job) -> dict[str, Any]:
     backend = backend_spec.create()
     device = backend.probe()
 
+    cache = ArtifactCache(Path(job.cache_dir) if job.cache_dir else None)
     task = task_spec.create()
-    dataset = task.dataset(model_spec, data, job.count, job.on_error)
+    dataset = task.dataset(model_spec, data, job.count, job.on_error, cache.root)
+    if dataset.skipped:
+        say(f"{len(dataset.skipped)} unusable sample(s) skipped, first: {dataset.skipped[0][0]}: {dataset.skipped[0][1]}")
 
     say(f"building {model_spec.id} ({model_spec.resolution}px)")
     model = prepare_model(model_spec, job.weights)
     calibration = None
     if backend_spec.precision == "int8":
-        calibration = calibration_set(task, model_spec, data, task_spec.id)
+        calibration = calibration_set(task, model_spec, data, task_spec.id, cache.root)
         say(f"int8 calibration: {calibration.source}")
     say(f"preparing for {backend_spec.id}")
-    artifact = backend.prepare(model, ArtifactCache(Path(job.cache_dir) if job.cache_dir else None), calibration)
+    artifact = backend.prepare(model, cache, calibration)
     if artifact.path is not None:
         say(f"artifact {'reused from cache' if artifact.cached else 'built'}: {artifact.path}")
 
@@ -159,7 +162,7 @@ def execute(job: Job) -> dict[str, Any]:
         say(f"LoadGen {job.scenario} {mode}, preset {preset.name} ({preset.summary})"
             + ("" if device else f" on the stand-in: {session.accelerator}"))
         report = harness.run_test(
-            session, dataset, task.encode,
+            session, dataset, lambda outputs, index: task.encode(outputs, index, dataset),
             harness.HarnessSettings(scenario=job.scenario, mode=mode, preset=preset, seeds=Seeds(**job.seeds),
                                     log_dir=log_dir, progress=job.progress),
         )
@@ -189,15 +192,18 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
         "schema_version": results.SCHEMA_VERSION,
         "run_id": job.run_id,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": "complete",
+        # Skipped samples make the accuracy one over fewer samples than asked for: never "complete".
+        "status": "partial" if dataset.skipped else "complete",
         "task": {
             "id": task_spec.id,
             "dataset": {
                 "synthetic": dataset.synthetic,
                 "path": job.data,
                 "samples": len(dataset),
+                "requested": len(dataset) + len(dataset.skipped),
                 "skipped": len(dataset.skipped),
                 "skipped_files": [list(item) for item in dataset.skipped],
+                "details": _json_safe(dataset.info()) if hasattr(dataset, "info") else {},
             },
         },
         "model": {
@@ -246,6 +252,11 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
         "system": {**system, "frameworks": {**system["frameworks"], **versions}},
         "suite": {**suite_info(), "plugins": dict(registry.plugin_versions)},
     }
+
+
+def _json_safe(value: Any) -> Any:
+    """A plugin's provenance dict as plain JSON (paths and numpy scalars become strings and numbers)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
 def main(argv: list[str] | None = None) -> int:

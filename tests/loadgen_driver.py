@@ -52,7 +52,7 @@ class CountingDataset(Dataset):
         return np.full((1, 3, 4, 4), index, np.float32)
 
 
-def encode(outputs):
+def encode(outputs, index):
     return np.array([int(np.argmax(outputs))], "<i4").tobytes()
 
 

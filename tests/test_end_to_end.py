@@ -97,3 +97,31 @@ def test_missing_device_without_data_gives_only_the_estimate(run_cli, tmp_path):
     assert result["validity"]["result"] == "NOT-MEASURED"
     assert result["model"]["calibration"]["synthetic"] is True
     assert result["loadgen"]["logs"] == {}
+
+
+def test_skipped_files_make_a_partial_result_and_stop_otherwise(run_cli, tmp_path, image_folder, suite_env):
+    broken = next(image_folder.glob("*/*.JPEG"))
+    broken.write_bytes(broken.read_bytes()[:60])
+    args = ("run", "--backend", "onnxruntime-cpu", "--model", "tiny-cnn", "--mode", "accuracy", "--data", str(image_folder))
+
+    stopped = run_cli(*args)
+    assert stopped.returncode != 0 and str(broken) in stopped.output and "--on-error skip" in stopped.output
+    assert result_files(tmp_path) == []  # nothing is reported as if it were complete
+
+    skipped = run_cli(*args, "--on-error", "skip")
+    assert skipped.returncode == 0, skipped.output
+    [path] = result_files(tmp_path)
+    result = results.read(path)
+    assert result["status"] == "partial"
+    dataset = result["task"]["dataset"]
+    assert (dataset["samples"], dataset["skipped"], dataset["requested"]) == (11, 1, 12)
+    assert dataset["skipped_files"][0][0] == str(broken)
+    assert result["accuracy"]["samples"] == 11
+    assert dataset["details"]["layout"] == "folders"
+
+    # the second run finds the pre-processed pack: same skips, nothing decoded again
+    again = run_cli(*args, "--on-error", "skip")
+    assert again.returncode == 0, again.output
+    [second] = set(result_files(tmp_path)) - {path}
+    details = results.read(second)["task"]["dataset"]["details"]
+    assert details["input_cache"]["warm"] is True and results.read(second)["task"]["dataset"]["skipped"] == 1

@@ -48,6 +48,13 @@ def test_sample_result_is_valid():
     results.validate(sample_result())
 
 
+def test_a_run_with_skipped_samples_is_partial():
+    result = copy.deepcopy(sample_result())
+    result["status"] = "partial"
+    result["task"]["dataset"].update(skipped=1, skipped_files=[["/data/broken.JPEG", "image file is truncated"]])
+    results.validate(result)
+
+
 @pytest.mark.parametrize(
     "mutate, where",
     [
@@ -55,7 +62,9 @@ def test_sample_result_is_valid():
         (lambda r: r["latency"].update(kind="estimated"), "latency"),
         (lambda r: r["model"].update(precision="fp64"), "model/precision"),
         (lambda r: r["model"].update(checksum="abc"), "model/checksum"),
-        (lambda r: r.update(status="partial"), "status"),
+        (lambda r: r.update(status="unfinished"), "status"),
+        (lambda r: r.update(status="partial"), "task/dataset/skipped"),  # partial: something was skipped
+        (lambda r: r["task"]["dataset"].update(skipped=2), "task/dataset/skipped"),  # complete: nothing was
         (lambda r: r.update(scenario="Server"), "scenario"),
         (lambda r: r["backend"].pop("accelerator"), "backend"),
     ],

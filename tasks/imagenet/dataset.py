@@ -1,107 +1,47 @@
 """ImageNet as a LoadGen query sample library.
 
 The sample count must be fixed before LoadGen starts, so every selected file is checked when the
-dataset is built (a cheap reduced-scale JPEG decode that still reads the whole file): an unreadable one
+dataset is built (a cheap reduced-scale JPEG decode that still reads the whole file): an unusable one
 stops the run with a DataError naming it, or, with ``on_error="skip"``, is left out and listed in
 ``skipped``. Pixels are decoded and pre-processed in ``load()``, before timing, and kept in memory until
-``unload()``, as MLPerf allows.
+``unload()``, as MLPerf allows (as uint8 pixels, normalised on ``get()``). With a cache folder, decoded and cropped pixels are kept on disk: a
+second run neither checks nor decodes the files it has already seen.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any
 
 import numpy as np
-from PIL import Image
-from tqdm import tqdm
 
-from mnv4suite.api import Dataset
-from mnv4suite.errors import DataError, UserError
+from mnv4suite.errors import DataError
+from mnv4suite.tasks.common.images import (  # noqa: F401 - re-exported for plugins that import them from here
+    ON_ERROR,
+    check_image,
+    check_options,
+    open_rgb,
+    parallel,
+    select,
+    unreadable_error,
+)
+from mnv4suite.tasks.common.input_cache import InputCache
+from mnv4suite.tasks.common.memory import ImageFileDataset
+from mnv4suite.tasks.common.memory import SyntheticDataset as _Synthetic
 
 from .layout import Listing, Sample, scan
-from .preprocess import CROP_PCT, preprocess, resize_size
+from .preprocess import CROP_PCT, RECIPE_VERSION, RESAMPLE, crop_pixels, normalize_chw, resize_size
 
-ON_ERROR = ("stop", "skip")
-PROGRESS_MIN = 256  # show a progress bar above this many images
 SYNTHETIC_SAMPLES = 64
 SYNTHETIC_SEED = 0
 
-T = TypeVar("T")
-R = TypeVar("R")
 
-# What PIL raises for files that are not (complete) images: OSError covers unidentified and truncated
-# files; the others come from malformed headers and decompression-bomb sized images.
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
-
-
-def open_rgb(path: Path) -> Image.Image:
-    """Decode a whole image as RGB (grayscale, CMYK, palette converted); DataError naming the file."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except _DECODE_ERRORS as exc:
-        raise DataError(f"cannot decode ImageNet image {path}: {_reason(exc)}") from exc
-
-
-def check_image(path: Path) -> str | None:
-    """Why `path` cannot be used, or None. Decodes at reduced scale: fast, but reads every byte."""
-    try:
-        with Image.open(path) as image:
-            image.draft("RGB", (1, 1))
-            image.load()
-    except FileNotFoundError:
-        return "file not found"
-    except _DECODE_ERRORS as exc:
-        return _reason(exc)
-    return None
-
-
-def select(total: int, count: int | None) -> list[int]:
-    """`count` evenly spaced indices out of `total` (all when count is None or larger): deterministic,
-    and it spans every class of a class-sorted listing."""
-    if count is None or count >= total:
-        return list(range(total))
-    return [i * total // count for i in range(count)]
-
-
-class _InMemory(Dataset):
-    """Samples produced in load(), served from memory by get(), dropped in unload()."""
-
-    def __init__(self) -> None:
-        self.skipped: list[tuple[str, str]] = []
-        self._loaded: dict[int, np.ndarray] = {}
-
-    def _produce(self, index: int) -> np.ndarray:
-        raise NotImplementedError
-
-    def load(self, indices: Sequence[int]) -> None:
-        todo = [i for i in dict.fromkeys(indices) if i not in self._loaded]
-        for index in todo:
-            if not 0 <= index < len(self):
-                raise IndexError(f"sample {index} out of range: {self.name} has {len(self)} samples")
-        for index, array in zip(todo, _parallel(self._produce, todo, f"pre-processing {self.name}")):
-            self._loaded[index] = array
-
-    def unload(self, indices: Sequence[int]) -> None:
-        for index in indices:
-            self._loaded.pop(index, None)
-
-    def get(self, index: int) -> np.ndarray:
-        try:
-            return self._loaded[index]
-        except KeyError:
-            raise RuntimeError(f"sample {index} of {self.name} is not loaded; load() it before timing starts") from None
-
-
-class ImageNetDataset(_InMemory):
+class ImageNetDataset(ImageFileDataset):
     """Real ImageNet images from either on-disk layout (see layout.py), with their labels."""
 
     name = "imagenet"
+    what = "ImageNet image"
 
     def __init__(
         self,
@@ -112,17 +52,21 @@ class ImageNetDataset(_InMemory):
         on_error: str = "stop",
         num_classes: int | None = None,
         crop_pct: float = CROP_PCT,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         check_options(count, on_error)
         self.resolution, self.crop_pct = resolution, crop_pct
+        self.cache = InputCache(cache_dir, {"task": "imagenet", "recipe": RECIPE_VERSION, "resolution": resolution,
+                                            "crop_pct": crop_pct, "resample": RESAMPLE.name, "stored": "uint8 CHW crop"})
         self.listing: Listing = scan(root)
         if num_classes is not None:
             check_classes(self.listing, num_classes)
 
         chosen = [self.listing.samples[i] for i in select(len(self.listing.samples), count)]
-        self.samples: list[Sample] = self._readable(chosen, on_error)
         self.requested = len(chosen)
+        self.samples: list[Sample] = self._select(chosen, on_error, self.cache, (3, resolution, resolution),
+                                                  self.listing.root)
 
     # ------------------------------------------------------------------ what the task and reports use
 
@@ -152,6 +96,7 @@ class ImageNetDataset(_InMemory):
             "skipped": len(self.skipped),
             "preprocess": f"bicubic resize of the shorter side to {resize_size(self.resolution, self.crop_pct)}, "
             f"center crop {self.resolution}, ImageNet mean/std",
+            "input_cache": self.cache.describe(),
         }
 
     def __len__(self) -> int:
@@ -159,60 +104,21 @@ class ImageNetDataset(_InMemory):
 
     # ------------------------------------------------------------------ internals
 
-    def _produce(self, index: int) -> np.ndarray:
-        # A file that passed the check but fails now changed on disk: the QSL cannot drop a sample
-        # mid-run, so this stops whatever on_error says.
-        return preprocess(open_rgb(self.samples[index].path), self.resolution, self.crop_pct)
+    def _item(self, index: int) -> Sample:
+        return self.samples[index]
 
-    def _readable(self, chosen: list[Sample], on_error: str) -> list[Sample]:
-        reasons = _parallel(lambda s: check_image(s.path), chosen, f"checking {self.name} images")
-        bad = [(str(s.path), r) for s, r in zip(chosen, reasons) if r is not None]
-        if bad and on_error == "stop":
-            (first, why), more = bad[0], len(bad) - 1
-            others = f" ({more} more unreadable file{'s' if more > 1 else ''})" if more else ""
-            raise DataError(
-                f"cannot use ImageNet image {first}: {why}{others}; "
-                "fix or remove it, or run with on_error='skip' to leave unreadable files out"
-            )
-        self.skipped = bad
-        good = [s for s, r in zip(chosen, reasons) if r is None]
-        if not good:
-            raise DataError(
-                f"none of the {len(chosen)} ImageNet images at {self.listing.root} can be read; "
-                f"first: {bad[0][0]}: {bad[0][1]}"
-            )
-        return good
+    def _pixels(self, sample: Sample) -> np.ndarray:
+        return crop_pixels(open_rgb(sample.path, self.what), self.resolution, self.crop_pct)
+
+    def _finish(self, stored: np.ndarray) -> np.ndarray:
+        return normalize_chw(stored)
 
 
-class SyntheticDataset(_InMemory):
-    """Seeded random inputs in the model's input shape: for latency without a dataset, never accuracy."""
-
-    name = "imagenet-synthetic"
+class SyntheticDataset(_Synthetic):
+    """Seeded random ImageNet-shaped inputs: latency without a dataset, never accuracy."""
 
     def __init__(self, shape: tuple[int, ...], count: int = SYNTHETIC_SAMPLES, seed: int = SYNTHETIC_SEED) -> None:
-        super().__init__()
-        self.shape, self.count, self.seed = tuple(shape), count, seed
-
-    @property
-    def synthetic(self) -> bool:
-        return True
-
-    def __len__(self) -> int:
-        return self.count
-
-    def info(self) -> dict[str, Any]:
-        return {"synthetic": True, "samples": self.count, "shape": list(self.shape), "seed": self.seed}
-
-    def _produce(self, index: int) -> np.ndarray:
-        # Seeded per index, so a sample does not depend on which others were loaded first.
-        return np.random.default_rng([self.seed, index]).standard_normal(self.shape, dtype=np.float32)
-
-
-def check_options(count: int | None, on_error: str) -> None:
-    if on_error not in ON_ERROR:
-        raise UserError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-        raise UserError(f"count must be a positive integer, got {count!r}")
+        super().__init__(shape, count, seed, name="imagenet-synthetic")
 
 
 def check_classes(listing: Listing, num_classes: int) -> None:
@@ -235,20 +141,3 @@ def check_classes(listing: Listing, num_classes: int) -> None:
             f"{where}: {too_big.path.name} has label {too_big.label}, "
             f"the model has {num_classes} classes (0..{num_classes - 1})"
         )
-
-
-def _parallel(fn: Callable[[T], R], items: Sequence[T], desc: str) -> list[R]:
-    """fn over items in order, on threads (PIL decodes and resizes outside the GIL), with a progress bar."""
-    if len(items) <= 1:
-        return [fn(item) for item in items]
-    pool = ThreadPoolExecutor(min(16, os.cpu_count() or 1, len(items)))
-    try:
-        results = pool.map(fn, items)
-        quiet = len(items) <= PROGRESS_MIN
-        return list(tqdm(results, total=len(items), desc=desc, unit="img", file=sys.stderr, disable=quiet))
-    finally:
-        pool.shutdown(cancel_futures=True)  # on an error, do not decode the rest
-
-
-def _reason(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__

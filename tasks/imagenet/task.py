@@ -1,8 +1,10 @@
 """ImageNet classification: data, post-processing and metric, the same for every backend.
 
 Payload (the LoadGen accuracy-log entry of one sample): the top-5 class indices as little-endian
-int32, best first. Logits containing NaN encode as five -1, which can never match a label, so a
-numerically broken backend scores as wrong instead of as class 0.
+int32, best first. Its first value is the one label per sample that MLPerf's ImageNet checker reads
+(``accuracy-imagenet.py --dtype int32`` takes element 0); the next four give top-5 from the same log.
+Logits containing NaN encode as five -1, which can never match a label, so a numerically broken
+backend scores as wrong instead of as class 0.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ PAYLOAD_DTYPE = np.dtype("<i4")
 
 
 class ImageNetTask(Task):
-    def dataset(self, model: ModelSpec, data: Path | None, count: int | None = None, on_error: str = "stop") -> Dataset:
+    def dataset(self, model: ModelSpec, data: Path | None, count: int | None = None, on_error: str = "stop",
+                cache_dir: Path | None = None) -> Dataset:
         """Real images from `data` (either layout, see layout.py), or `count` (default 64) seeded random
         inputs when `data` is None. `count` with real data takes that many evenly spaced samples."""
         if model.kind != "classification":
@@ -30,9 +33,10 @@ class ImageNetTask(Task):
         check_options(count, on_error)
         if data is None:
             return SyntheticDataset(model.input_shape(1), count=count or SYNTHETIC_SAMPLES)
-        return ImageNetDataset(data, model.resolution, count=count, on_error=on_error, num_classes=model.num_classes)
+        return ImageNetDataset(data, model.resolution, count=count, on_error=on_error, num_classes=model.num_classes,
+                               cache_dir=cache_dir)
 
-    def encode(self, outputs: np.ndarray) -> bytes:
+    def encode(self, outputs: np.ndarray, index: int = -1, dataset: Dataset | None = None) -> bytes:
         """Raw logits of one sample, shape (1, classes) or (classes,) -> top-5 payload."""
         logits = np.asarray(outputs)
         if logits.ndim == 2 and logits.shape[0] == 1:

@@ -13,7 +13,7 @@ from PIL import Image
 from mnv4suite.api import ModelSpec, TaskSpec
 from mnv4suite.errors import DataError, UserError
 from mnv4suite.tasks import imagenet as plugin
-from mnv4suite.tasks.imagenet import dataset as dataset_module
+from mnv4suite.tasks.common import images as images_module
 from mnv4suite.tasks.imagenet.dataset import select
 from mnv4suite.tasks.imagenet.layout import scan
 from mnv4suite.tasks.imagenet.preprocess import MEAN, STD, center_crop, preprocess, resize_shorter, resize_size
@@ -206,7 +206,7 @@ def test_broken_file_stops_with_its_name(tmp_path, task, broken, kind):
     with pytest.raises(DataError) as info:
         task.dataset(model(), root)
     assert str(bad[kind]) in str(info.value)
-    assert "on_error='skip'" in str(info.value)
+    assert "--on-error skip" in str(info.value)
 
 
 def test_broken_files_are_skipped_and_counted(task, broken):
@@ -322,7 +322,7 @@ def test_val_label_beyond_the_model(tmp_path, task):
 
 
 def test_progress_bar_on_stderr(tmp_path, task, monkeypatch, capsys):
-    monkeypatch.setattr(dataset_module, "PROGRESS_MIN", 1)
+    monkeypatch.setattr(images_module, "PROGRESS_MIN", 1)
     make_val(tmp_path)
     task.dataset(model(), tmp_path).load(range(6))
     assert "pre-processing imagenet" in capsys.readouterr().err

@@ -33,16 +33,17 @@ PAYLOAD = np.dtype("<i4")
 
 
 class ImagenetteTask(ImageNetTask):
-    def dataset(self, model: ModelSpec, data: Path | None, count: int | None = None, on_error: str = "stop") -> Dataset:
+    def dataset(self, model: ModelSpec, data: Path | None, count: int | None = None, on_error: str = "stop",
+                cache_dir: Path | None = None) -> Dataset:
         if data is None or model.num_classes != 1000:
-            return super().dataset(model, data, count, on_error)
-        dataset = ImageNetDataset(data, model.resolution, count=count, on_error=on_error)
+            return super().dataset(model, data, count, on_error, cache_dir)
+        dataset = ImageNetDataset(data, model.resolution, count=count, on_error=on_error, cache_dir=cache_dir)
         if dataset.classes != list(CLASSES):
             raise DataError(f"{data} is not Imagenette: expected the class folders {', '.join(CLASSES)}, "
                             f"found {', '.join(dataset.classes or [])}")
         return dataset
 
-    def encode(self, outputs: np.ndarray) -> bytes:
+    def encode(self, outputs: np.ndarray, index: int, dataset: Dataset) -> bytes:
         logits = np.asarray(outputs).reshape(-1)
         if logits.size != 1000:
             raise UserError(f"imagenette scores ImageNet-1k classifiers; this model gives {logits.size} classes")

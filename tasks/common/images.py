@@ -1,0 +1,93 @@
+"""Reading images for a benchmark: every failure names the file, nothing is decoded twice by accident.
+
+Grayscale, CMYK and palette JPEGs are converted to RGB; anything PIL cannot decode (truncated,
+corrupt, not an image) becomes a DataError naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
+
+from PIL import Image
+from tqdm import tqdm
+
+from mnv4suite.errors import DataError, UserError
+
+ON_ERROR = ("stop", "skip")
+PROGRESS_MIN = 256  # show a progress bar above this many images
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# What PIL raises for files that are not (complete) images: OSError covers unidentified and truncated
+# files; the others come from malformed headers and decompression-bomb sized images.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+def open_rgb(path: Path, what: str = "image") -> Image.Image:
+    """Decode a whole image as RGB (grayscale, CMYK, palette converted); DataError naming the file."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except DECODE_ERRORS as exc:
+        raise DataError(f"cannot decode {what} {path}: {reason(exc)}") from exc
+
+
+def check_image(path: Path) -> str | None:
+    """Why `path` cannot be used, or None. Decodes at reduced scale: fast, but reads every byte."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (1, 1))
+            image.load()
+    except FileNotFoundError:
+        return "file not found"
+    except DECODE_ERRORS as exc:
+        return reason(exc)
+    return None
+
+
+def select(total: int, count: int | None) -> list[int]:
+    """`count` evenly spaced indices out of `total` (all when count is None or larger): deterministic,
+    and it spans every class of a class-sorted listing."""
+    if count is None or count >= total:
+        return list(range(total))
+    return [i * total // count for i in range(count)]
+
+
+def check_options(count: int | None, on_error: str) -> None:
+    if on_error not in ON_ERROR:
+        raise UserError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise UserError(f"count must be a positive integer, got {count!r}")
+
+
+def parallel(fn: Callable[[T], R], items: Sequence[T], desc: str) -> list[R]:
+    """fn over items in order, on threads (PIL decodes and resizes outside the GIL), with a progress bar."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    pool = ThreadPoolExecutor(min(16, os.cpu_count() or 1, len(items)))
+    try:
+        results = pool.map(fn, items)
+        quiet = len(items) <= PROGRESS_MIN
+        return list(tqdm(results, total=len(items), desc=desc, unit="img", file=sys.stderr, disable=quiet))
+    finally:
+        pool.shutdown(cancel_futures=True)  # on an error, do not decode the rest
+
+
+def reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def unreadable_error(what: str, bad: list[tuple[str, str]]) -> DataError:
+    """The error for on_error='stop': the first bad file, how many more, and how to go on."""
+    (first, why), more = bad[0], len(bad) - 1
+    others = f" ({more} more unusable file{'s' if more > 1 else ''})" if more else ""
+    return DataError(
+        f"cannot use {what} {first}: {why}{others}; "
+        "fix or remove it, or run with --on-error skip to leave unusable files out (the result counts them)"
+    )
