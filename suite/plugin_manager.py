@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = (
     "mnv4suite.plugins.coreml",
     "mnv4suite.plugins.devices",
     "mnv4suite.tasks.imagenet",
+    "mnv4suite.tasks.coco",
     "mnv4suite.reference_models.plugin",
 )
 

@@ -1,0 +1,190 @@
+"""Reading and checking a COCO instances file (``instances_val2017.json``) before anything uses it.
+
+pycocotools trusts its input: a missing field surfaces as a KeyError deep in COCOeval, an annotation
+pointing at an unknown image is silently never matched, a duplicate id corrupts the matching. So the
+file is checked here once, and every problem is a DataError naming the file, the entry and the fix.
+
+The detector's contiguous class c is the c-th category in increasing id order (for real COCO the
+ids 1..90 with ten gaps), the order the detector contract fixes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnv4suite.errors import DataError
+
+REQUIRED = ("images", "annotations", "categories")
+SHAPE = '{"images": [...], "annotations": [...], "categories": [...]}'
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    id: int
+    file_name: str
+    width: int
+    height: int
+
+
+@dataclass
+class Annotations:
+    """A checked instances file. `data` is the parsed JSON itself, handed to pycocotools as ground truth."""
+
+    file: Path
+    images: list[ImageEntry]  # sorted by image id
+    category_ids: list[int]  # contiguous class index -> COCO category id (increasing)
+    category_names: dict[int, str]
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.file.name
+
+    @property
+    def annotation_count(self) -> int:
+        return len(self.data["annotations"])
+
+
+def load(path: str | Path) -> Annotations:
+    """Parse and check `path`; DataError naming the file and the first problem."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = json.load(fh)
+    except FileNotFoundError as exc:
+        raise DataError(f"COCO annotation file {path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"COCO annotation file {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"COCO annotation file {path} is not UTF-8 text JSON: {exc}") from exc
+    except OSError as exc:
+        raise DataError(f"cannot read COCO annotation file {path}: {exc}") from exc
+    return validate(data, path)
+
+
+def validate(data: Any, path: Path) -> Annotations:
+    if not isinstance(data, dict):
+        raise DataError(
+            f"{path} is not a COCO instances file: expected a JSON object {SHAPE}, got a JSON {_json_type(data)}"
+        )
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise DataError(
+            f"{path} is not a COCO instances file: no {', '.join(repr(k) for k in missing)} "
+            f"(expected {SHAPE}; a COCO results or captions file will not do)"
+        )
+    for key in REQUIRED:
+        if not isinstance(data[key], list):
+            raise DataError(f"{path}: '{key}' must be a list, got a JSON {_json_type(data[key])}")
+    if not data["images"]:
+        raise DataError(f"{path} lists no images")
+    if not data["categories"]:
+        raise DataError(f"{path} lists no categories")
+
+    images = _images(data["images"], path)
+    names = _categories(data["categories"], path)
+    _annotations(data["annotations"], {im.id for im in images}, names, path)
+    return Annotations(path, sorted(images, key=lambda im: im.id), sorted(names), names, data)
+
+
+def _images(entries: list, path: Path) -> list[ImageEntry]:
+    images: list[ImageEntry] = []
+    ids: dict[int, int] = {}
+    files: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        where = f"{path}: images[{i}]"
+        _object(entry, where)
+        image_id = _int(entry, "id", where)
+        file_name = entry.get("file_name")
+        if not isinstance(file_name, str) or not file_name:
+            raise DataError(f"{where} (id {image_id}): 'file_name' must be a non-empty string, got {file_name!r}")
+        width, height = _int(entry, "width", where, positive=True), _int(entry, "height", where, positive=True)
+        if image_id in ids:
+            raise DataError(f"{where}: image id {image_id} already used by images[{ids[image_id]}]")
+        if file_name in files:
+            raise DataError(f"{where} (id {image_id}): file {file_name} already listed by images[{files[file_name]}]")
+        ids[image_id], files[file_name] = i, i
+        images.append(ImageEntry(image_id, file_name, width, height))
+    return images
+
+
+def _categories(entries: list, path: Path) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for i, entry in enumerate(entries):
+        where = f"{path}: categories[{i}]"
+        _object(entry, where)
+        category_id = _int(entry, "id", where)
+        name = entry.get("name")
+        if not isinstance(name, str):
+            raise DataError(f"{where} (id {category_id}): 'name' must be a string, got {name!r}")
+        if category_id in names:
+            raise DataError(f"{where}: category id {category_id} listed twice")
+        names[category_id] = name
+    return names
+
+
+def _annotations(entries: list, image_ids: set[int], categories: dict[int, str], path: Path) -> None:
+    ids: dict[int, int] = {}
+    for i, entry in enumerate(entries):
+        where = f"{path}: annotations[{i}]"
+        _object(entry, where)
+        # pycocotools' matching takes id 0 for "unmatched", so ids must be positive.
+        ann_id = _int(entry, "id", where, positive=True)
+        where = f"{where} (id {ann_id})"
+        if ann_id in ids:
+            raise DataError(f"{where}: annotation id already used by annotations[{ids[ann_id]}]")
+        ids[ann_id] = i
+        image_id = _int(entry, "image_id", where)
+        if image_id not in image_ids:
+            raise DataError(f"{where}: image_id {image_id} is not in 'images'")
+        category_id = _int(entry, "category_id", where)
+        if category_id not in categories:
+            raise DataError(f"{where}: category_id {category_id} is not in 'categories'")
+        bbox = entry.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_finite, bbox)) and min(bbox[2:]) >= 0):
+            raise DataError(f"{where}: 'bbox' must be [x, y, width, height] with width, height >= 0, got {bbox!r}")
+        if not _finite(entry.get("area")) or entry["area"] < 0:
+            raise DataError(f"{where}: 'area' must be a non-negative number (COCOeval's small/medium/large "
+                            f"split uses it), got {entry.get('area')!r}")
+        if entry.get("iscrowd") not in (0, 1):
+            raise DataError(f"{where}: 'iscrowd' must be 0 or 1, got {entry.get('iscrowd')!r}")
+
+
+def check_classes(annotations: Annotations, num_classes: int) -> None:
+    """The category list is the detector's class list: their counts must agree."""
+    found = len(annotations.category_ids)
+    if found != num_classes:
+        raise DataError(
+            f"{annotations.file} lists {found} categories but the model predicts {num_classes} classes; "
+            f"class c is the c-th category in increasing id order, so both must list the same classes "
+            f"(COCO detection: the 80 categories with ids 1..90)"
+        )
+
+
+def _object(entry: Any, where: str) -> None:
+    if not isinstance(entry, dict):
+        raise DataError(f"{where} must be a JSON object, got a JSON {_json_type(entry)}")
+
+
+def _int(entry: dict, key: str, where: str, positive: bool = False) -> int:
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or (positive and value < 1):
+        need = "a positive integer" if positive else "an integer"
+        raise DataError(f"{where}: '{key}' must be {need}, got {value!r}")
+    return value
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
