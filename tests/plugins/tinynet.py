@@ -1,4 +1,5 @@
-"""A test-only plugin: a small real CNN at 32 px, so end-to-end runs take seconds.
+"""A test-only plugin: a small real CNN at 32 px and a small RetinaNet-shaped detector at 64 px,
+so end-to-end runs take seconds.
 
 Loaded through $MNV4SUITE_PLUGINS, the same path a vendor uses while writing a plugin.
 """
@@ -6,6 +7,7 @@ Loaded through $MNV4SUITE_PLUGINS, the same path a vendor uses while writing a p
 from mnv4suite.api import Artifact, Availability, Backend, BackendSpec, ModelSpec, hookimpl
 
 RESOLUTION = 32
+DETECTOR_RESOLUTION = 64
 
 
 def build(model_id: str, num_classes: int = 1000, weights=None):
@@ -31,9 +33,52 @@ def build(model_id: str, num_classes: int = 1000, weights=None):
     return module.eval()
 
 
+def build_detector(model_id: str, num_classes: int = 80, weights=None):
+    """Raw outputs in the suite's detector contract (1, A, 4 + classes): P3..P7 grids, 9 anchors each."""
+    import torch
+    from torch import nn
+
+    class TinyDetector(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(  # stride 8 = P3
+                nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                nn.Conv2d(16, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU(),
+                nn.Conv2d(24, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+            )
+            self.downs = nn.ModuleList(  # P4..P7
+                nn.Sequential(nn.Conv2d(32, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU()) for _ in range(4)
+            )
+            self.head = nn.Conv2d(32, 9 * (4 + num_classes), 3, 1, 1)
+            self.outputs = 4 + num_classes
+
+        def forward(self, x):
+            x = self.stem(x)
+            levels = [x]
+            for down in self.downs:
+                levels.append(down(levels[-1]))
+            flat = [self.head(f).permute(0, 2, 3, 1).reshape(x.shape[0], -1, self.outputs) for f in levels]
+            return torch.cat(flat, dim=1)
+
+    module = TinyDetector()
+    if weights is not None:
+        module.load_state_dict(torch.load(weights, weights_only=True))
+    return module.eval()
+
+
 @hookimpl
 def register_models():
     return [
+        ModelSpec(
+            id="tiny-det",
+            builder="tinynet:build_detector",
+            resolution=DETECTOR_RESOLUTION,
+            num_classes=80,
+            kind="detection",
+            backbone="tiny-cnn",
+            family="test",
+            summary="test-only detector at 64 px in the RetinaNet output contract",
+        ),
         ModelSpec(
             id="tiny-cnn",
             builder="tinynet:build",
