@@ -2,14 +2,16 @@
 
     python benchmarks/bench_roofline.py [--no-host] [--emit]
 
-Per device: the stored profile with the provenance of each number, each implemented Table 6 model's
-estimated and measured latency, and the Spearman rank correlation of the roofline estimate and of the
+The comparison itself lives in ``mnv4suite.reports.paper`` (``mnv4suite report`` shows it too); this
+script prints it with fit diagnostics. Per device: the stored profile with the provenance of each
+number, each implemented Table 6 model's estimated and measured latency, and the Spearman rank correlation of the roofline estimate and of the
 raw MAC count with the measured latencies (the paper's Table 16 reached 0.96-0.97 for the roofline).
 Then this machine's CPU, measured: peak MACs/s, bandwidth and ridge point.
 
-Needs torch (models are costed on the meta device). With ``shared/`` (``$MNV4SUITE_SHARED`` or
-``<repo>/../shared``) every implemented Table 6 row is compared and the stored fits are checked
-against a re-fit; ``--emit`` prints a fresh ``FITS`` block for ``plugins/devices.py``.
+Needs torch (models are costed on the meta device). Every implemented Table 6 row is compared (from
+``shared/`` - ``$MNV4SUITE_SHARED`` or ``<repo>/../shared`` - else the package's copy); with shared/ the
+stored fits are also checked against a re-fit; ``--emit`` prints a fresh ``FITS`` block for
+``plugins/devices.py``.
 """
 
 from __future__ import annotations
@@ -18,44 +20,42 @@ import argparse
 
 from mnv4suite import roofline
 from mnv4suite.plugins import devices
+from mnv4suite.reference_models import model_specs
+from mnv4suite.reports import paper
 
 
-def show_device(device: str, latencies: dict[str, float] | None, matched, paper: dict) -> None:
-    fitted = devices.FITS[device]
-    target = devices.TARGETS[device]
-    profile = devices.PROFILES[device]
-    bpe = devices.bytes_per_element(profile)
-    print(f"\n== {device}: {target.name}")
-    print(f"   precision        {target.precision} ({bpe} byte/element)")
-    ridge_note = "published (Appendix F)" if fitted.ridge_from == "published" else "fitted"
-    if fitted.ridge_lower_bound:
+def show_device(cmp: paper.DeviceComparison) -> None:
+    """One device of ``mnv4suite.reports.paper.device_comparisons``, plus the bench-only diagnostics."""
+    print(f"\n== {cmp.device}: {cmp.name}")
+    bpe = roofline.BYTES_PER_ELEMENT[cmp.precision]
+    print(f"   precision        {cmp.precision} ({bpe} byte/element)")
+    ridge_note = "published (Appendix F)" if cmp.ridge_from == "published" else "fitted"
+    if cmp.ridge_lower_bound:
         ridge_note += ", a lower bound: any larger ridge fits as well"
-    print(f"   ridge point      {fitted.ridge_point:10.1f} MACs/byte   {ridge_note}")
-    print(f"   peak             {fitted.peak_macs_per_s / 1e9:10.1f} GMACs/s    fitted to {len(fitted.rows)} Table 6 rows "
-          f"(rms ln error {fitted.rms_log_error:.3f})")
-    print(f"   bandwidth        {fitted.bandwidth_bytes_per_s / 1e9:10.2f} GB/s       derived: peak / ridge point")
+    print(f"   ridge point      {cmp.ridge_point:10.1f} MACs/byte   {ridge_note}")
+    print(f"   peak             {cmp.peak_macs_per_s / 1e9:10.1f} GMACs/s    fitted to {len(devices.FITS[cmp.device].rows)} "
+          f"Table 6 rows (rms ln error {cmp.rms_log_error:.3f})")
+    print(f"   bandwidth        {cmp.bandwidth_bytes_per_s / 1e9:10.2f} GB/s       derived: peak / ridge point")
 
-    cmp = devices.compare(device, latencies, matched)
-    specs = matched or devices.match_table6(cmp.models)
-    layers = [devices.model_layers(specs[n], bpe) for n in cmp.models]
+    specs = {s.id: s for s in model_specs()}
+    layers = [devices.model_layers(specs[row["model"]], bpe) for row in cmp.rows]
     densest = max(r.macs / (r.weight_bytes + r.activation_bytes) for rows in layers for r in rows)
-    below = "   below the ridge point: every layer memory-bound" if densest < fitted.ridge_point else ""
+    below = "   below the ridge point: every layer memory-bound" if densest < cmp.ridge_point else ""
     print(f"   densest layer    {densest:10.1f} MACs/byte{below}")
-    if fitted.ridge_from == "published":
-        free = roofline.fit_ridge_and_peak(layers, [ms / 1e3 for ms in cmp.measured_ms])
+    if cmp.ridge_from == "published":
+        free = roofline.fit_ridge_and_peak(layers, [row["paper_ms"] / 1e3 for row in cmp.rows])
         print(f"   free fit         ridge {free.ridge_point:.1f}{'+' if free.ridge_is_lower_bound else ''}, "
               f"rms ln error {free.rms_log_error:.3f} (for comparison with the published ridge)")
 
     print(f"   {'Table 6 model':<20} {'suite id':<15} {'GMACs':>6} {'paper ms':>9} {'roofline ms':>12} {'ratio':>6}")
-    rows = zip(cmp.models, cmp.model_ids, cmp.measured_ms, cmp.estimated_ms, cmp.macs)
-    for name, spec_id, measured, est, macs in rows:
-        print(f"   {name:<20} {spec_id:<15} {macs / 1e9:6.3f} {measured:9.2f} {est:12.2f} {est / measured:6.2f}")
-    published = paper.get(device, {})
+    for row in cmp.rows:
+        print(f"   {row['row']:<20} {row['model']:<15} {row['macs'] / 1e9:6.3f} {row['paper_ms']:9.2f} "
+              f"{row['estimated_ms']:12.2f} {row['ratio']:6.2f}")
     paper_note = (
-        f"   (paper, Table 16: roofline {published['spearman_roofline']:.3f}, MACs {published['spearman_macs']:.3f})"
-        if published else ""
+        f"   (paper, Table 16: roofline {cmp.paper_spearman_roofline:.3f}, MACs {cmp.paper_spearman_macs:.3f})"
+        if cmp.paper_spearman_roofline is not None else ""
     )
-    print(f"   Spearman over {len(cmp.models)} models: roofline {cmp.spearman_roofline:.3f}, "
+    print(f"   Spearman over {len(cmp.rows)} models: roofline {cmp.spearman_roofline:.3f}, "
           f"MACs only {cmp.spearman_macs:.3f}{paper_note}")
 
 
@@ -70,8 +70,6 @@ def show_host() -> None:
     print(f"   ridge point      {f.ridge_point:10.2f} MACs/byte   derived (at {f.precision}: "
           f"{f.ridge_point * 4:.1f} MACs per element)")
     profile = hostprobe.measure_profile()
-    from mnv4suite.reference_models import model_specs
-
     for spec in model_specs():
         est = roofline.estimate(devices.model_layers(spec, devices.bytes_per_element(profile)), profile)
         print(f"   {spec.id:<15} roofline {est.total_ms:8.2f} ms   compute-bound share {est.compute_bound_time_share:.0%}")
@@ -87,23 +85,20 @@ def main() -> None:
     if args.emit:
         print(devices.emit(devices.refit(devices.load_results(path))))
         return
-    latencies = matched = None
-    paper: dict = {}
     if path is None:
-        print("shared/ not found: comparing on the Table 6 rows stored with each profile")
+        print("shared/ not found: comparing on the package's copy of Table 6 (mnv4suite.reports.paper)")
+        results = paper.paper_results()
     else:
         results = devices.load_results(path)
-        matched = devices.implemented_rows(results)
-        paper = {row["device"]: row for row in results.get("roofline_fitted", [])}
-        print(f"Table 6 rows implemented by the catalog ({len(matched)}): "
-              + ", ".join(f"{n} = {s.id}" for n, s in matched.items()))
         refit = devices.refit(results)
         stale = [d for d, c in refit.items() if not c.agrees_with(devices.FITS[d])]
         print("stored fits match a re-fit from the yaml" if not stale else
               f"stored fits differ from a re-fit for {', '.join(stale)}: run with --emit and update plugins/devices.py")
-    table6 = devices.table6_latencies(results) if path is not None else {}
-    for device in devices.TARGETS:
-        show_device(device, table6.get(device), matched, paper)
+    matched = devices.implemented_rows(results)
+    print(f"Table 6 rows implemented by the catalog ({len(matched)}): "
+          + ", ".join(f"{n} = {s.id}" for n, s in matched.items()))
+    for cmp in paper.device_comparisons(results):
+        show_device(cmp)
     if not args.no_host:
         show_host()
 

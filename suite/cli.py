@@ -32,6 +32,14 @@ examples:
 presets (MLPerf Mobile): normal = 1024 queries and 60 s; quick = 128 and 10 s; rapid = 64 and 6 s.
 """
 
+REPORT_EPILOG = """\
+examples:
+  mnv4suite report mnv4suite-results --out report
+      every result under mnv4suite-results; open report/report.html
+  mnv4suite report --out report --format md,svg
+      no results: the roofline (paper Figures 2, 3) and paper comparison sections only
+"""
+
 LIST_KINDS = ("backends", "tasks", "models", "devices")
 
 
@@ -73,6 +81,23 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--out", metavar="DIR", help="where results go (default: ./mnv4suite-results)")
     p_run.add_argument("--cache-dir", dest="cache_dir", metavar="DIR",
                        help="artifact cache (default: $MNV4SUITE_CACHE or ~/.cache/mnv4suite)")
+
+    p_report = sub.add_parser("report", help="Pareto, roofline and paper-comparison reports from result files",
+                              description="Accuracy/latency Pareto fronts per task and hardware target from result "
+                                          "files (measured and estimated latency kept apart, published accuracy "
+                                          "labelled), the paper's roofline Figures 2 and 3, and a comparison with "
+                                          "its Table 6. Writes report.md, report.html, report.json and plots/.",
+                              epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_report.add_argument("results", nargs="*", metavar="RESULTS",
+                          help="result.json files or folders searched for them (none: roofline and paper sections only)")
+    p_report.add_argument("--out", metavar="DIR", default="mnv4suite-report", help="output folder (default: ./mnv4suite-report)")
+    p_report.add_argument("--format", dest="formats", metavar="LIST", default="md,html,json,png,svg",
+                          help="comma-separated from md,html,json,png,svg (default: all)")
+    p_report.add_argument("--no-roofline", dest="roofline", action="store_false", help="leave out the roofline section")
+    p_report.add_argument("--no-paper", dest="paper", action="store_false", help="leave out the paper comparison")
+    p_report.add_argument("--layers-model", dest="layers_model", metavar="ID", default="mnv4-conv-l",
+                          help="model whose per-layer cost the Figure 3 section shows (default: mnv4-conv-l)")
+
     return parser
 
 
@@ -131,6 +156,28 @@ def cmd_run(args) -> int:
     return 0 if len(done) == len(plan.jobs) else 1
 
 
+def cmd_report(args) -> int:
+    from mnv4suite.reports.report import build, parse_formats
+
+    formats = parse_formats(args.formats)
+    report = build(args.results, args.out, formats, roofline=args.roofline, paper=args.paper,
+                   layer_model=args.layers_model, log=lambda msg: print(f"note: {msg}", file=sys.stderr))
+    front = sum(len(g.front) for g in report.groups)
+    points = sum(len(g.points) for g in report.groups)
+    print(f"{points} result(s) in {len(report.groups)} group(s), {front} on a Pareto front; "
+          f"{len(report.collected.invalid)} invalid file(s) skipped", file=sys.stderr)
+    for path in report.written:
+        if path.parent.name != "plots":
+            print(path)
+    plots = [p for p in report.written if p.parent.name == "plots"]
+    if plots:
+        print(f"{plots[0].parent}/ ({len(plots)} plot files)")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "info": cmd_info, "run": cmd_run, "report": cmd_report}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -138,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"list": cmd_list, "info": cmd_info, "run": cmd_run}[args.command](args)
+        return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"mnv4suite: error: {exc}", file=sys.stderr)
         return exc.exit_code
