@@ -98,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     p_report.add_argument("--layers-model", dest="layers_model", metavar="ID", default="mnv4-conv-l",
                           help="model whose per-layer cost the Figure 3 section shows (default: mnv4-conv-l)")
 
+    from mnv4suite.reports import leaderboard, submission  # light: jinja2 and matplotlib load only when used
+
+    p_validate = sub.add_parser("validate", help=submission.VALIDATE_HELP, description=submission.VALIDATE_HELP)
+    submission.add_validate_arguments(p_validate)
+    p_board = sub.add_parser("leaderboard", help=leaderboard.LEADERBOARD_HELP, description=leaderboard.LEADERBOARD_HELP)
+    leaderboard.add_leaderboard_arguments(p_board)
     return parser
 
 
@@ -175,7 +181,20 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "info": cmd_info, "run": cmd_run, "report": cmd_report}
+def cmd_validate(args) -> int:
+    from mnv4suite.reports.submission import cmd_validate as validate
+
+    return validate(args)
+
+
+def cmd_leaderboard(args) -> int:
+    from mnv4suite.reports.leaderboard import cmd_leaderboard as leaderboard
+
+    return leaderboard(args)
+
+
+COMMANDS = {"list": cmd_list, "info": cmd_info, "run": cmd_run, "report": cmd_report,
+            "validate": cmd_validate, "leaderboard": cmd_leaderboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
