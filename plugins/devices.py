@@ -285,7 +285,8 @@ def match_table6(table6_names: Iterable[str], specs: Sequence[ModelSpec] | None 
     names = list(table6_names)
     by_canonical = {_canonical(n): n for n in names}
     out: dict[str, ModelSpec] = {}
-    for spec in specs:
+    # Table 6 is ImageNet: a detector's Table 7 row carries its backbone's name and must not match.
+    for spec in (s for s in specs if s.kind == "classification"):
         pub = spec.published or {}
         found = next((pub[k] for k in NAME_KEYS if pub.get(k) in names), None)
         if found is None:

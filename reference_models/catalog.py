@@ -3,7 +3,9 @@
 Params and MACs are facts of this implementation (the MACs from ``counting.model_costs`` at each
 model's default resolution; a test recomputes both). ``published`` holds the paper's Table 6 claims,
 copied here as data so the installed package never reads ``shared/`` at runtime; its ``row`` is the
-Table 6 model name, the key reports join on (``shared/reference/mnv4_paper_results.yaml``).
+Table 6 model name, the key reports join on (``shared/reference/mnv4_paper_results.yaml``). For the
+RetinaNet detectors (``kind="detection"``) ``published`` holds Table 7 (COCO), whose ``row`` names the
+backbone as Table 7 does.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 from mnv4suite.api import ModelSpec, Requirement
 
 from .baselines import BASELINE_TIMM_NAMES
+from .detectors import DETECTOR_DEFS
 from .specs import MODEL_DEFS, TIMM_NAMES, all_model_defs
 
 BUILDER = "mnv4suite.reference_models.mobilenetv4:build"
+DETECTOR_BUILDER = "mnv4suite.reference_models.retinanet:build_detector"
 FAMILY = "MobileNetV4"
+DETECTOR_FAMILY = "RetinaNet-MNv4"
 #: Family of each baseline, by id prefix.
 BASELINE_FAMILIES = {"mnv1-": "MobileNetV1", "mnv2-": "MobileNetV2", "mnv3l-": "MobileNetV3"}
 
@@ -59,6 +64,32 @@ MEASURED: dict[str, tuple[int, int]] = {
     "mnv2-2.0": (11_258_088, 1_137_428_224),
 }
 
+DETECTOR_SOURCE = (
+    "Qin et al., 'MobileNetV4: Universal Models for the Mobile Ecosystem' (arXiv 2404.10518, ECCV 2024), "
+    "Table 7: COCO val2017 AP of RetinaNet at 384px, params, MACs, Pixel 6 CPU latency. Its params are a Keras "
+    "count_params() of the TF Model Garden model (91 classes, unused 960/1280 backbone convs and BN moving "
+    "statistics included); see counting.table7_convention"
+)
+
+#: Paper Table 7, for the two MNv4 rows it has (keyed by detector id; ``row`` is Table 7's backbone name).
+PUBLISHED_DETECTORS: dict[str, dict[str, float | str]] = {
+    "retinanet-mnv4-conv-m": {
+        "row": "MNv4-Conv-M", "ap": 32.6, "params_m": 9.79, "gmacs": 5.06, "pixel6_cpu_ms": 51.3,
+    },
+    "retinanet-mnv4-hybrid-m": {
+        "row": "MNv4-Hybrid-M", "ap": 34.0, "params_m": 11.15, "gmacs": 5.62, "pixel6_cpu_ms": 60.5,
+    },
+}
+
+#: Measured on this implementation (80 classes, 384 px, batch 1; ``counting.detector_costs``).
+MEASURED_DETECTORS: dict[str, tuple[int, int]] = {
+    "retinanet-mnv4-conv-s": (2_318_548, 3_060_096_768),
+    "retinanet-mnv4-conv-m": (8_190_404, 4_951_643_904),
+    "retinanet-mnv4-conv-l": (30_897_820, 8_888_654_592),
+    "retinanet-mnv4-hybrid-m": (9_549_540, 5_499_221_760),
+    "retinanet-mnv4-hybrid-l": (36_071_580, 10_224_311_040),
+}
+
 TORCH = Requirement("torch", "pip install 'mnv4suite[torch]'")
 
 
@@ -67,6 +98,38 @@ def _family(model_id: str) -> str:
 
 
 def model_specs() -> list[ModelSpec]:
+    """The five MNv4 classifiers, the MobileNetV1/V2/V3 Pareto baselines, then the RetinaNet-MNv4 detectors."""
+    return classifier_specs() + detector_specs()
+
+
+def detector_specs() -> list[ModelSpec]:
+    """The RetinaNet-MNv4 detectors (``kind="detection"``), in the order of their backbones."""
+    out = []
+    for detector_id, det in DETECTOR_DEFS.items():
+        params, macs = MEASURED_DETECTORS[detector_id]
+        published = PUBLISHED_DETECTORS.get(detector_id, {})
+        if published:
+            published = {**published, "resolution": det.resolution, "source": DETECTOR_SOURCE}
+        out.append(
+            ModelSpec(
+                id=detector_id,
+                builder=DETECTOR_BUILDER,
+                resolution=det.resolution,
+                num_classes=det.num_classes,
+                kind="detection",
+                family=DETECTOR_FAMILY,
+                params=params,
+                macs=macs,
+                summary=det.summary,
+                published=published,
+                requires=(TORCH,),
+                backbone=det.backbone,
+            )
+        )
+    return out
+
+
+def classifier_specs() -> list[ModelSpec]:
     """The five MNv4 models, then the MobileNetV1/V2/V3 Pareto baselines, each group smallest first."""
     aliases = {**TIMM_NAMES, **BASELINE_TIMM_NAMES}
     out = []

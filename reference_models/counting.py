@@ -10,6 +10,8 @@ know and would count as zero. A formula for it is supplied via ``custom_mapping`
 
 Per-layer rows (convs, linears, attention cores) carry MACs, weight bytes and activation bytes
 (inputs + outputs) for a chosen bytes-per-element, e.g. 1 for int8 as in the paper's roofline.
+A module that runs more than once per forward pass (the RetinaNet head's convs, shared by five
+levels) gives one row per run, ``name[i]``, each with that run's shapes and bytes.
 ``model_costs`` builds the model on the ``meta`` device: shapes only, no memory, no arithmetic.
 """
 
@@ -110,7 +112,8 @@ def profile(
     if device is None:
         device = next(model.parameters()).device
     x = torch.zeros(1, in_chans, resolution, resolution, device=device)
-    shapes: dict[str, tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]] = {}
+    # every call of a module: a layer shared by several inputs (a detector head's convs) runs once per level
+    calls: dict[str, list[tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]]] = {}
     handles = []
     named = {}
     for name, module in model.named_modules():
@@ -119,7 +122,8 @@ def profile(
         named[name] = module
 
         def hook(mod, inputs, output, name=name):
-            shapes[name] = (tuple(tuple(t.shape) for t in inputs if isinstance(t, torch.Tensor)), tuple(output.shape))
+            in_shapes = tuple(tuple(t.shape) for t in inputs if isinstance(t, torch.Tensor))
+            calls.setdefault(name, []).append((in_shapes, tuple(output.shape)))
 
         handles.append(module.register_forward_hook(hook))
 
@@ -138,23 +142,26 @@ def profile(
     root = type(model).__name__
     layers = []
     for name, module in named.items():
-        if name not in shapes:
+        if name not in calls:
             continue  # not used in forward
-        in_shapes, out_shape = shapes[name]
-        flops = sum(per_module.get(f"{root}.{name}", {}).values())
+        macs = sum(per_module.get(f"{root}.{name}", {}).values()) // 2  # all calls together
         weights = sum(p.numel() for p in module.parameters(recurse=False))
-        acts = sum(_numel(s) for s in in_shapes) + _numel(out_shape)
-        layers.append(
-            LayerCost(
-                name=name,
-                op=_op_type(module),
-                macs=flops // 2,
-                weight_bytes=int(weights * bytes_per_element),
-                activation_bytes=int(acts * bytes_per_element),
-                input_shapes=in_shapes,
-                output_shape=out_shape,
+        # a module called n times gives n rows, "name[i]", its MACs split by output size (exact for convs)
+        outputs = [_numel(out_shape) for _, out_shape in calls[name]]
+        split = _split(macs, outputs)
+        for i, ((in_shapes, out_shape), call_macs) in enumerate(zip(calls[name], split)):
+            acts = sum(_numel(s) for s in in_shapes) + _numel(out_shape)
+            layers.append(
+                LayerCost(
+                    name=name if len(split) == 1 else f"{name}[{i}]",
+                    op=_op_type(module),
+                    macs=call_macs,
+                    weight_bytes=int(weights * bytes_per_element),
+                    activation_bytes=int(acts * bytes_per_element),
+                    input_shapes=in_shapes,
+                    output_shape=out_shape,
+                )
             )
-        )
     return CostReport(
         resolution=resolution,
         bytes_per_element=bytes_per_element,
@@ -162,6 +169,15 @@ def profile(
         macs=counter.get_total_flops() // 2,
         layers=layers,
     )
+
+
+def _split(total: int, weights: list[int]) -> list[int]:
+    """``total`` in integer parts proportional to ``weights``, summing to ``total`` exactly."""
+    if len(weights) == 1:
+        return [total]
+    parts = [total * w // sum(weights) for w in weights]
+    parts[0] += total - sum(parts)
+    return parts
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -183,11 +199,120 @@ def model_costs(
     bytes_per_element: float = 1,
     num_classes: int = 1000,
 ) -> CostReport:
-    """Costs of a named model at ``resolution`` (default: its own), computed on the meta device."""
-    from . import specs
+    """Costs of a named model at ``resolution`` (default: its own), computed on the meta device.
+
+    A detector id (``retinanet-mnv4-conv-m``) is counted as the detector, with its own class count
+    (``num_classes`` applies to classifiers) and no width multiplier.
+    """
+    from . import detectors, specs
     from .mobilenetv4 import MobileNet
 
+    if detectors.is_detector(name):
+        if width_multiplier != 1.0:
+            raise ValueError(f"{name}: detectors have no width multiplier")
+        return detector_costs(name, resolution, bytes_per_element).report
     model_def = specs.get_model_def(name)
     with torch.device("meta"):
         model = MobileNet(model_def, num_classes=num_classes, width_multiplier=width_multiplier)
     return profile(model, resolution or model_def.resolution, bytes_per_element, device="meta")
+
+
+# --------------------------------------------------------------------------- detectors
+
+#: The parts of a RetinaNet detector, by module prefix.
+DETECTOR_PARTS = ("backbone", "fpn", "head")
+
+
+@dataclass
+class DetectorCosts:
+    """A detector's ``CostReport`` and its split into backbone / FPN / heads: {part: (params, macs)}."""
+
+    id: str
+    report: CostReport
+    parts: dict[str, tuple[int, int]]
+    bn_channels: int  # BatchNorm channels (each holds a moving mean and variance besides gamma and beta)
+
+
+def detector_costs(
+    name: str, resolution: int | None = None, bytes_per_element: float = 1, num_classes: int | None = None
+) -> DetectorCosts:
+    """Params and MACs of a RetinaNet-MNv4 detector, whole and per part, from shapes on the meta device."""
+    from . import detectors
+    from .retinanet import RetinaNet
+
+    det = detectors.get_detector_def(name)
+    with torch.device("meta"):
+        model = RetinaNet(det, num_classes=num_classes)
+    report = profile(model, resolution or det.resolution, bytes_per_element, device="meta")
+    parts = {}
+    for part in DETECTOR_PARTS:
+        params = sum(p.numel() for n, p in model.named_parameters() if n.startswith(f"{part}."))
+        macs = sum(layer.macs for layer in report.layers if layer.name.startswith(f"{part}."))
+        parts[part] = (params, macs)
+    if sum(p for p, _ in parts.values()) != report.params or sum(m for _, m in parts.values()) != report.macs:
+        raise AssertionError(f"{det.id}: the per-part costs do not add up to the model's")  # a layer outside the parts
+    bn_channels = sum(m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    return DetectorCosts(det.id, report, parts, bn_channels)
+
+
+@dataclass(frozen=True)
+class Table7Convention:
+    """A detector's counts as the MobileNetV4 paper's Table 7 reports them (see ``detectors.py``).
+
+    Table 7's params are a Keras ``count_params()`` of the TF Model Garden model: trainable and
+    non-trainable weights of every layer it builds, whether the output uses it or not, with a
+    91-class predictor. ``items`` lists what that adds to this implementation's count.
+    """
+
+    id: str
+    params: int  # this implementation's
+    macs: int
+    items: dict[str, tuple[int, int]]  # what Model Garden's count adds: name -> (params, macs)
+
+    @property
+    def table7_params(self) -> int:
+        return self.params + sum(p for p, _ in self.items.values())
+
+    @property
+    def table7_macs(self) -> int:
+        return self.macs + sum(m for _, m in self.items.values())
+
+
+def table7_convention(name: str) -> Table7Convention:
+    """This detector counted the way Table 7 counts it (reproduces 9.79M / 11.15M to the digit)."""
+    from . import detectors, specs
+
+    det = detectors.get_detector_def(name)
+    costs = detector_costs(det.id)
+    plan = specs.plan(det.backbone_def())
+    levels = tuple(lvl for lvl in det.levels if lvl <= 5)
+    taps = detectors.feature_taps(plan, levels)
+    # Model Garden builds the classifier's tail (the 960 conv after the deepest tap, pooling, the 1280 conv)
+    # for its unused endpoint '6': conv weights and BN gamma/beta, at the deepest tap's spatial size
+    tail = [b for b in plan.blocks if b.stage > taps[-1].stage]
+    if not all(isinstance(b.spec, specs.ConvBnAct) for b in tail):
+        raise ValueError(f"{det.id}: Table 7's convention is worked out for a backbone tail of convs (MNv4's 960)")
+    h, w = detectors.level_shape(det.resolution, levels[-1])
+    tail_params = sum(b.in_chs * b.out_chs * b.spec.kernel**2 + 2 * b.out_chs for b in tail)
+    tail_macs = sum(b.in_chs * b.out_chs * b.spec.kernel**2 * h * w for b in tail)
+    head_in, head_out = plan.num_features, plan.head_chs
+    tail_params += head_in * head_out + 2 * head_out  # 1x1 on the pooled 1 x 1 map
+    tail_macs += head_in * head_out
+    tail_bn = sum(b.out_chs for b in tail) + head_out
+    extra_classes = detectors.MODEL_GARDEN_COCO_CLASSES - det.num_classes
+    anchors = det.anchors_per_location
+    shapes = {lvl: detectors.level_shape(det.resolution, lvl) for lvl in det.levels}
+    locations = sum(a * b for a, b in shapes.values())
+    items = {
+        "unused backbone tail (960 conv, 1280 head conv, their BN)": (tail_params, tail_macs),
+        "BatchNorm moving mean and variance": (2 * (costs.bn_channels + tail_bn), 0),
+        f"{extra_classes} more classes (Model Garden predicts 91)": (
+            extra_classes * anchors * (det.head_channels + 1),
+            extra_classes * anchors * det.head_channels * locations,
+        ),
+        "lateral 1x1 depthwise scales (SeparableConv2D with a 1x1 kernel)": (
+            sum(t.out_chs for t in taps),
+            sum(t.out_chs * shapes[lvl][0] * shapes[lvl][1] for t, lvl in zip(taps, levels)),
+        ),
+    }
+    return Table7Convention(det.id, costs.report.params, costs.report.macs, items)

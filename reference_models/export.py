@@ -8,6 +8,9 @@
   random noise gives a model that looks fine and is quietly wrong on images.
 * ``verify_onnx`` / ``verify_tflite`` run the file (onnxruntime / ``ai_edge_litert``) and compare
   its logits with the PyTorch module's: max abs diff, top-1 agreement, mean cosine similarity.
+  ``verify_detector_onnx`` / ``verify_detector_tflite`` do the same for a detector's raw
+  [n, anchors, 4 + classes] output (``compare_detections``: boxes and logits apart, correlations,
+  top-k overlap of the highest logits).
 
 Inputs are given as the suite's pre-processing makes them: float32 NCHW, ImageNet-normalised
 (``layout="NHWC"`` accepts channels-last arrays too). The TFLite files themselves are NHWC.
@@ -87,6 +90,73 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
         top1_in_top5=float(np.mean(np.any(top5 == ref.argmax(1)[:, None], axis=1))),
         mean_cosine=float(cosine.mean()),
         min_cosine=float(cosine.min()),
+    )
+
+
+@dataclass(frozen=True)
+class DetectionAgreement:
+    """How closely an export's raw detector output [n, anchors, 4 + classes] follows the reference's.
+
+    Correlations are Pearson's (cosine after removing each image's mean): raw class logits all sit
+    near the prior's -4.6, which would make a plain cosine close to 1 for any output at all.
+    """
+
+    n: int
+    max_abs_diff: float  # over the whole output
+    box_max_abs_diff: float
+    logit_max_abs_diff: float
+    logit_correlation: float  # mean over images
+    logit_min_correlation: float
+    box_correlation: float  # mean over images
+    top_k: int
+    top_k_overlap: float  # mean fraction of the reference's k highest (anchor, class) logits among the candidate's k
+
+    def describe(self, label: str = "") -> str:
+        prefix = f"{label}: " if label else ""
+        return (
+            f"{prefix}n={self.n} max|diff|={self.max_abs_diff:.3g} (boxes {self.box_max_abs_diff:.3g}, "
+            f"logits {self.logit_max_abs_diff:.3g}) logit correlation mean={self.logit_correlation:.5f} "
+            f"min={self.logit_min_correlation:.5f} box correlation={self.box_correlation:.5f} "
+            f"top-{self.top_k} overlap={self.top_k_overlap:.1%}"
+        )
+
+
+def _correlations(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    ref = ref - ref.mean(axis=1, keepdims=True)
+    got = got - got.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1)
+    return np.sum(ref * got, axis=1) / np.maximum(norms, 1e-30)
+
+
+def compare_detections(
+    reference: np.ndarray, candidate: np.ndarray, box_size: int = 4, top_k: int = 100
+) -> DetectionAgreement:
+    """Compare raw detector outputs [n, anchors, box_size + classes] (boxes first, then class logits)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    got = np.asarray(candidate, dtype=np.float64)
+    if ref.shape != got.shape or ref.ndim != 3 or ref.shape[2] <= box_size:
+        raise ValueError(
+            f"detector outputs must both be [n, anchors, {box_size} + classes]; got {ref.shape} and {got.shape}"
+        )
+    n = len(ref)
+    ref_box, got_box = ref[..., :box_size].reshape(n, -1), got[..., :box_size].reshape(n, -1)
+    ref_cls, got_cls = ref[..., box_size:].reshape(n, -1), got[..., box_size:].reshape(n, -1)
+    logit_corr = _correlations(ref_cls, got_cls)
+    k = min(top_k, ref_cls.shape[1])
+    overlap = [
+        len(np.intersect1d(np.argpartition(-r, k - 1)[:k], np.argpartition(-g, k - 1)[:k])) / k
+        for r, g in zip(ref_cls, got_cls)
+    ]
+    return DetectionAgreement(
+        n=n,
+        max_abs_diff=float(np.abs(ref - got).max()),
+        box_max_abs_diff=float(np.abs(ref_box - got_box).max()),
+        logit_max_abs_diff=float(np.abs(ref_cls - got_cls).max()),
+        logit_correlation=float(logit_corr.mean()),
+        logit_min_correlation=float(logit_corr.min()),
+        box_correlation=float(_correlations(ref_box, got_box).mean()),
+        top_k=k,
+        top_k_overlap=float(np.mean(overlap)),
     )
 
 
@@ -344,3 +414,15 @@ def verify_tflite(module, path: str | os.PathLike, inputs, layout: str = "NCHW")
     """A .tflite file's (dequantized) logits against the PyTorch ``module``'s on the same inputs."""
     batch = _as_batch(inputs, layout, "NCHW")
     return compare_logits(torch_logits(module, batch), run_tflite(path, batch, layout="NCHW"))
+
+
+def verify_detector_onnx(module, path: str | os.PathLike, inputs, layout: str = "NCHW") -> DetectionAgreement:
+    """onnxruntime's raw detector output for ``path`` against the PyTorch detector ``module``'s."""
+    batch = _as_batch(inputs, layout, "NCHW")
+    return compare_detections(torch_logits(module, batch), run_onnx(path, batch))
+
+
+def verify_detector_tflite(module, path: str | os.PathLike, inputs, layout: str = "NCHW") -> DetectionAgreement:
+    """A .tflite detector's (dequantized) raw output against the PyTorch detector ``module``'s."""
+    batch = _as_batch(inputs, layout, "NCHW")
+    return compare_detections(torch_logits(module, batch), run_tflite(path, batch, layout="NCHW"))

@@ -72,8 +72,17 @@ def keras_from_torch(
     """The Keras twin of a PyTorch ``MobileNet`` (from ``create_model``), carrying its weights.
 
     The twin is built from the module's own plan (width multiplier and class count included);
-    ``model_id``, when given, is only checked against it.
+    ``model_id``, when given, is only checked against it. A RetinaNet detector (``retinanet.py``)
+    gets its detector twin (``keras_retinanet``), output [batch, anchors, 4 + classes].
     """
+    detector_def = getattr(torch_module, "detector_def", None)
+    if detector_def is not None:
+        from .detectors import get_detector_def
+        from .keras_retinanet import keras_detector_from_torch
+
+        if model_id is not None and get_detector_def(model_id).id != detector_def.id:
+            raise ValueError(f"model_id '{model_id}' does not match the module, which is '{detector_def.id}'")
+        return keras_detector_from_torch(torch_module, input_size=input_size)
     module_plan: specs.ModelPlan = torch_module.plan
     if model_id is not None and specs.get_model_def(model_id).id != module_plan.model.id:
         raise ValueError(f"model_id '{model_id}' does not match the module, which is '{module_plan.model.id}'")

@@ -7,8 +7,9 @@
 | ``tflite-edgetpu`` | int8 | libedgetpu after ``edgetpu_compiler`` | ``pixel8_edgetpu`` |
 | ``tflite-hexagon`` | int8 | TFLite Hexagon delegate | ``pixel4_hexagon`` |
 
-Every backend converts the model's Keras twin (so only models that have one: the five MNv4s). The
-int8 backends calibrate on the task's data. ``tflite-hexagon`` is named after the TFLite delegate it
+Every backend converts the model's Keras twin (so only models that have one: the five MNv4
+classifiers and the five RetinaNet-MNv4 detectors). The int8 backends calibrate on the task's
+data. ``tflite-hexagon`` is named after the TFLite delegate it
 uses, not "dsp": the Hexagon delegate is one specific runtime (hexagon_nn), distinct from the QNN route
 that ``onnxruntime-qnn`` takes to the same DSP, and other vendors' DSPs would need other delegates.
 
@@ -31,12 +32,13 @@ IMPL = "mnv4suite.plugins.tflite.backend"
 
 
 def keras_twin(model) -> str | None:
-    """TFLite models come from the Keras twin, which exists for the five MNv4 models only."""
-    from mnv4suite.reference_models.specs import MODEL_DEFS  # framework-free
+    """TFLite models come from the Keras twin, which exists for the MNv4 classifiers and detectors only."""
+    from mnv4suite.plugins.tflite.convert import twin_models  # framework-free
 
-    if model.id in MODEL_DEFS:
+    supported = twin_models()
+    if model.id in supported:
         return None
-    return f"no Keras twin for '{model.id}' (TFLite converts the twin; it exists for {', '.join(MODEL_DEFS)})"
+    return f"no Keras twin for '{model.id}' (TFLite converts the twin; it exists for {', '.join(supported)})"
 
 
 @hookimpl

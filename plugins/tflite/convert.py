@@ -33,6 +33,7 @@ import numpy as np
 
 from mnv4suite.api import Artifact, CalibrationSet, PreparedModel
 from mnv4suite.errors import UserError
+from mnv4suite.reference_models.detectors import DETECTOR_DEFS
 from mnv4suite.reference_models.specs import MODEL_DEFS
 
 #: Bump when the recipe below changes in a way that changes the files (it is part of every cache key).
@@ -44,6 +45,8 @@ TWIN_SOURCES = (
     "mnv4suite.reference_models.keras_blocks",
     "mnv4suite.reference_models.specs",
     "mnv4suite.reference_models.export",
+    "mnv4suite.reference_models.keras_retinanet",
+    "mnv4suite.reference_models.detectors",
 )
 #: Distributions whose versions are looked up for the converter (the first installed name counts).
 CONVERTER_DISTRIBUTIONS = {
@@ -93,8 +96,9 @@ def twin_source_digest() -> str:
 
 
 def twin_models() -> tuple[str, ...]:
-    """Models with a Keras twin: the five MobileNetV4s (the V1/V2/V3 baselines have none yet)."""
-    return tuple(MODEL_DEFS)
+    """Models with a Keras twin: the five MobileNetV4s and their RetinaNet detectors (the V1/V2/V3
+    baselines have none yet)."""
+    return (*MODEL_DEFS, *DETECTOR_DEFS)
 
 
 def require_twin(model_id: str, backend_id: str) -> None:
