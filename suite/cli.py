@@ -147,6 +147,10 @@ def cmd_run(args) -> int:
         print(f"note: {backend_id} cannot run here ({found.explain()}): its model is still prepared, accuracy "
               "runs on a faithful stand-in where one exists, and latency is an estimate, labelled as such",
               file=sys.stderr)
+    if config.mode != "performance" and not config.weights:
+        print("note: no --weights: every model runs with seeded random weights, so its accuracy measures the "
+              "pipeline, not the model (ImageNet classifiers: --weights pretrained or a timm checkpoint)",
+              file=sys.stderr)
     print(f"{len(plan.jobs)} job(s); results in {plan.run_dir}", file=sys.stderr)
     outcomes = runner.execute(plan, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     done = [o.result for o in outcomes if o.ok]

@@ -122,7 +122,8 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
     if weights:
         if len(models) != 1:
             raise UserError(f"--weights applies to one model; {len(models)} were selected: pass --model too")
-        if ":" not in weights or Path(weights).exists():  # a hub name looks like "hf-hub:org/name"
+        # a hub name looks like "hf-hub:org/name"; "pretrained" is the model's default public checkpoint
+        if weights != "pretrained" and (":" not in weights or Path(weights).exists()):
             if not Path(weights).expanduser().is_file():
                 raise UserError(f"weights file {weights} does not exist")
             weights = str(Path(weights).expanduser().resolve())
