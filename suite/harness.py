@@ -126,7 +126,8 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
     _TEST_STARTED = True
     import mlperf_loadgen as lg
 
-    expected_ms = measure_warmup(session, dataset, cfg.warmup_runs)
+    # Accuracy mode times nothing and issues every sample whatever the expected latency: no warm-up.
+    expected_ms = measure_warmup(session, dataset, cfg.warmup_runs) if cfg.mode != "accuracy" else 1.0
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
     progress = None
     if cfg.progress:
