@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from mnv4suite.tasks.common.images import DECODE_ERRORS, check_options, open_rgb, reason, select, unreadable_error
+from mnv4suite.tasks.common.images import check_image, check_options, open_rgb, select, unreadable_error
 from mnv4suite.tasks.common.input_cache import InputCache
 from mnv4suite.tasks.common.memory import ImageFileDataset, SyntheticDataset
 
@@ -163,20 +162,9 @@ class CocoDataset(ImageFileDataset):
 
 
 def check_image_size(path: Path, width: int, height: int, ann_name: str) -> str | None:
-    """Why an image cannot be scored against its annotations, or None. Reads every byte (reduced-scale
-    decode), so truncated files are caught, and compares the stored size with the annotated one."""
-    try:
-        with Image.open(path) as image:
-            size = image.size  # from the header, before draft() shrinks it
-            image.draft("RGB", (1, 1))
-            image.load()
-    except FileNotFoundError:
-        return "file not found"
-    except DECODE_ERRORS as exc:
-        return reason(exc)
-    if size != (width, height):
-        return f"image is {size[0]}x{size[1]} but {ann_name} gives {width}x{height}"
-    return None
+    """Why an image cannot be scored against its annotations, or None: unreadable, or not the size the
+    annotation file gives (its boxes are in those pixels)."""
+    return check_image(path, (width, height), ann_name)
 
 
 class CocoSyntheticDataset(SyntheticDataset):

@@ -38,16 +38,22 @@ def open_rgb(path: Path, what: str = "image") -> Image.Image:
         raise DataError(f"cannot decode {what} {path}: {reason(exc)}") from exc
 
 
-def check_image(path: Path) -> str | None:
-    """Why `path` cannot be used, or None. Decodes at reduced scale: fast, but reads every byte."""
+def check_image(path: Path, size: tuple[int, int] | None = None, size_source: str = "") -> str | None:
+    """Why `path` cannot be used, or None. Decodes at reduced scale: fast, but reads every byte.
+
+    With `size` (width, height), an image of another size is unusable too: `size_source` says who
+    gave that size (e.g. the annotation file, whose boxes are in those pixels)."""
     try:
         with Image.open(path) as image:
+            found = image.size  # from the header, before draft() shrinks it
             image.draft("RGB", (1, 1))
             image.load()
     except FileNotFoundError:
         return "file not found"
     except DECODE_ERRORS as exc:
         return reason(exc)
+    if size is not None and found != tuple(size):
+        return f"image is {found[0]}x{found[1]} but {size_source or 'the dataset'} gives {size[0]}x{size[1]}"
     return None
 
 
