@@ -166,7 +166,20 @@ def cmd_run(args) -> int:
     return 0 if len(done) == len(plan.jobs) else 1
 
 
+REPORT_REQUIRES = ("matplotlib", "jinja2")
+
+
+def _require_report_extra(command: str) -> None:
+    from mnv4suite.api import Requirement, check_requirements
+    from mnv4suite.errors import UnavailableError
+
+    found = check_requirements(Requirement(m, "pip install 'mnv4suite[report]'") for m in REPORT_REQUIRES)
+    if not found:
+        raise UnavailableError(f"mnv4suite {command} draws plots and pages: {found.explain()}")
+
+
 def cmd_report(args) -> int:
+    _require_report_extra("report")
     from mnv4suite.reports.report import build, parse_formats
 
     formats = parse_formats(args.formats)
@@ -192,6 +205,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
+    _require_report_extra("leaderboard")
     from mnv4suite.reports.leaderboard import cmd_leaderboard as leaderboard
 
     return leaderboard(args)

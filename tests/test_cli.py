@@ -84,3 +84,15 @@ def test_info_prints_size_and_layer_table(run_cli):
 
 def test_info_unknown_model(run_cli):
     assert_user_error(run_cli("info", "mnv4-conv-xs"), "unknown model 'mnv4-conv-xs'", "Did you mean")
+
+
+@pytest.mark.parametrize("command", [["report", "--out", "out"], ["leaderboard", "subs", "--out", "site"]])
+def test_report_commands_name_the_missing_extra(command, monkeypatch, capsys, tmp_path):
+    from mnv4suite import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "REPORT_REQUIRES", ("matplotlib", "no_such_plotting_package"))
+    assert cli.main(command) != 0
+    err = capsys.readouterr().err
+    assert "no_such_plotting_package" in err and "pip install 'mnv4suite[report]'" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
