@@ -21,10 +21,7 @@ median of ``--runs`` runs after warm-up, on this machine's CPU.
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +31,10 @@ from mnv4suite.reference_models import catalog
 from mnv4suite.reference_models.counting import detector_costs, table7_convention
 from mnv4suite.reference_models.detectors import DETECTOR_DEFS
 from mnv4suite.reference_models.probe_images import natural_images
+from mnv4suite.reference_models.probe_weights import trained_like_detector
 from mnv4suite.reference_models.retinanet import create_detector, load_backbone_weights
 from mnv4suite.reference_models.specs import TIMM_NAMES
-from mnv4suite.reference_models.torch_blocks import LayerScale2d
+from timing import median_ms  # benchmarks/timing.py, beside this script
 
 
 def counts_table() -> None:
@@ -67,54 +65,6 @@ def counts_table() -> None:
         print(f"  {item:<68} {params:>10,} {macs / 1e9:>8.4f} G")
 
 
-def randomize(model, seed: int, backbone: bool) -> None:
-    """Trained-like random weights (see the module docstring); ``backbone=False`` keeps the backbone."""
-    g = torch.Generator().manual_seed(seed)
-    parts = {"": model} if backbone else {"fpn": model.fpn, "head": model.head}
-    predictors = {model.head.cls_out.pw, model.head.box_out.pw}
-    norms = []
-    with torch.no_grad():
-        for prefix, part in parts.items():
-            for name, m in part.named_modules(prefix=prefix):
-                if isinstance(m, torch.nn.Conv2d):
-                    fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-                    fan_out = m.out_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-                    if m in predictors:
-                        std = 0.02
-                    elif ".attn." in name:  # Xavier; queries 4x softer (trained-like attention logits)
-                        std = math.sqrt(2.0 / (fan_in + fan_out)) / (4 if ".attn.query." in name else 1)
-                    else:
-                        std = math.sqrt(2.0 / fan_out)
-                    m.weight.copy_(torch.randn(m.weight.shape, generator=g) * std)
-                elif isinstance(m, torch.nn.BatchNorm2d):
-                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                    m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.4 - 0.2)
-                    m.reset_running_stats()
-                    m.momentum = None
-                    norms.append(m)
-                elif isinstance(m, LayerScale2d):
-                    m.gamma.copy_(torch.rand(m.gamma.shape, generator=g) * 0.5 + 0.25)
-        for part in parts.values():
-            part.train()
-        model(torch.from_numpy(natural_images(8, model.detector_def.resolution, seed=seed + 100)))
-        model.eval()
-        for m in norms:
-            m.momentum = 0.1
-
-
-def median_ms(fn, runs: int) -> float:
-    if runs <= 0:
-        return float("nan")
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def export_checks(detector_id: str, backbone_weights: Path | None, calibration: int, runs: int) -> None:
     import onnxruntime as ort
 
@@ -130,7 +80,7 @@ def export_checks(detector_id: str, backbone_weights: Path | None, calibration: 
         checkpoint = next((backbone_weights / n for n in names if (backbone_weights / n).exists()), None)
     if checkpoint:
         load_backbone_weights(model, checkpoint)
-    randomize(model, seed=0, backbone=checkpoint is None)
+    trained_like_detector(model, seed=0, backbone=checkpoint is None)
     spec = next(s for s in catalog.model_specs() if s.id == detector_id)
     prepared = PreparedModel(spec=spec, module=model, weights="randomised", checksum="0" * 64)
     res = det.resolution

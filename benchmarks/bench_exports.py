@@ -11,30 +11,18 @@ holding timm checkpoints (`mobilenetv4_conv_small.safetensors` or `.weights.safe
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mnv4suite.reference_models import create_model
-from mnv4suite.reference_models.export import compare_logits, export_onnx, export_tflite, run_onnx, run_tflite, torch_logits
+from mnv4suite.reference_models.export import compare_logits, export_onnx, export_tflite, run_tflite, torch_logits
 from mnv4suite.reference_models.keras_model import keras_from_torch
 from mnv4suite.reference_models.probe_images import natural_images
 from mnv4suite.reference_models.specs import TIMM_NAMES, get_model_def
-
-
-def median_ms(fn, runs: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+from timing import median_ms  # benchmarks/timing.py, beside this script
 
 
 def tflite_runner(export, x: np.ndarray):

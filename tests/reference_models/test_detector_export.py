@@ -3,7 +3,7 @@
 The TFLite files are made the way the tflite-* backends make them (``plugins/tflite/convert.py``:
 Keras twin, static batch 1, int8 calibrated on the given samples), so these tests also cover the
 backends' path for detectors. No trained detector exists: weights are randomised
-(``test_detector.randomize_detector``), for int8 on top of the real MNv4-Conv-S ImageNet backbone
+(``probe_weights.trained_like_detector``), for int8 on top of the real MNv4-Conv-S ImageNet backbone
 from the timm fixtures.
 """
 
@@ -14,7 +14,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_detector import randomize_detector  # noqa: E402
 
 from mnv4suite.api import CalibrationSet, PreparedModel  # noqa: E402
 from mnv4suite.reference_models import catalog  # noqa: E402
@@ -26,6 +25,7 @@ from mnv4suite.reference_models.export import (  # noqa: E402
     verify_detector_onnx,
 )
 from mnv4suite.reference_models.probe_images import natural_images  # noqa: E402
+from mnv4suite.reference_models.probe_weights import trained_like_detector  # noqa: E402
 from mnv4suite.reference_models.retinanet import create_detector, load_backbone_weights  # noqa: E402
 
 
@@ -51,7 +51,7 @@ def test_compare_detections():
 def test_onnx_matches_torch(detector_id, tmp_path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    model = randomize_detector(create_detector(detector_id), seed=2)
+    model = trained_like_detector(create_detector(detector_id), seed=2)
     path = export_onnx(model, (1, 3, 384, 384), tmp_path / "detector.onnx")
     (output,) = onnx.load(str(path)).graph.output
     assert [d.dim_value for d in output.type.tensor_type.shape.dim] == [1, 27621, 84]
@@ -69,7 +69,7 @@ def tflite_files(tmp_path_factory, timm_fixtures):
 
     model = create_detector("retinanet-mnv4-conv-s")
     load_backbone_weights(model, timm_fixtures / "mobilenetv4_conv_small.weights.safetensors")
-    randomize_detector(model, seed=5, backbone=False)
+    trained_like_detector(model, seed=5, backbone=False)
     folder = tmp_path_factory.mktemp("detector-tflite")
     made = {}
 

@@ -1,6 +1,6 @@
 """The detector's Keras twin against the PyTorch module: same weights, same raw output (NHWC input).
 
-Weights and BN statistics are randomised (``test_detector.randomize_detector``) since no trained
+Weights and BN statistics are randomised (``probe_weights.trained_like_detector``) since no trained
 detector exists; the outputs compared are O(1) (box deltas and logits around the prior, sd ~0.3-0.5).
 Measured max |diff| at 384 px on two natural-looking images: Conv-S 2.2e-5 (2.4e-5 at 300 px),
 Conv-M 3.5e-5, Hybrid-M 4.1e-5, Hybrid-L 3.1e-5: fp32 rounding over ~100 layers, about what
@@ -16,12 +16,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from test_detector import randomize_detector  # noqa: E402
 
 from mnv4suite.reference_models.detectors import num_anchors  # noqa: E402
 from mnv4suite.reference_models.keras_model import keras_from_torch, nchw_to_nhwc, transfer_weights  # noqa: E402
 from mnv4suite.reference_models.keras_retinanet import build_keras_detector  # noqa: E402
 from mnv4suite.reference_models.probe_images import natural_images  # noqa: E402
+from mnv4suite.reference_models.probe_weights import trained_like_detector  # noqa: E402
 from mnv4suite.reference_models.retinanet import create_detector  # noqa: E402
 
 ATOL = 1e-4
@@ -36,7 +36,7 @@ def twin_vs_torch(model, x: np.ndarray, **twin_kwargs) -> tuple[np.ndarray, np.n
 
 
 def check_equivalent(detector_id: str, seed: int, size: int = 384):
-    model = randomize_detector(create_detector(detector_id), seed=seed)
+    model = trained_like_detector(create_detector(detector_id), seed=seed)
     x = natural_images(2, size, seed=3)
     got, expected = twin_vs_torch(model, x, input_size=size)
     diff = float(np.abs(got - expected).max())
