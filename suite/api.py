@@ -262,6 +262,10 @@ class Dataset(abc.ABC):
     def synthetic(self) -> bool:
         return False
 
+    def info(self) -> dict[str, Any]:
+        """Provenance for the result file (layout, label or annotation file, selection, cache)."""
+        return {}
+
     def performance_count(self) -> int:
         """How many samples LoadGen keeps in RAM for performance runs."""
         return min(len(self), 1024)

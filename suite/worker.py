@@ -203,7 +203,7 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
                 "requested": len(dataset) + len(dataset.skipped),
                 "skipped": len(dataset.skipped),
                 "skipped_files": [list(item) for item in dataset.skipped],
-                "details": _json_safe(dataset.info()) if hasattr(dataset, "info") else {},
+                "details": _json_safe(dataset.info()),
             },
         },
         "model": {
