@@ -17,8 +17,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
-import shutil
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -31,6 +31,9 @@ from . import submission as subs
 
 TEMPLATE_PREFIX = "leaderboard"
 VERDICT_FILE = "verdicts.json"
+#: Written last into every site folder: the files this command made there, so `--clean` removes
+#: those and nothing else.
+SITE_MARKER = ".mnv4suite-site.json"
 
 
 @dataclass
@@ -188,8 +191,7 @@ def build_site(submissions_dir: Path, out_dir: Path, rules: subs.Rules = subs.RU
     if not submissions_dir.is_dir():
         raise UserError(f"submissions folder {submissions_dir} does not exist")
     out_dir = Path(out_dir)
-    if out_dir.resolve().is_relative_to(submissions_dir.resolve()):
-        raise UserError(f"--out {out_dir} is inside {submissions_dir}: write the site somewhere else")
+    check_site_folder(submissions_dir, out_dir)
     folders, verdicts = find_submissions(submissions_dir)
     verdicts += [subs.validate_submission(folder, rules) for folder in folders]
     verdicts.sort(key=lambda v: v.name)
@@ -210,7 +212,55 @@ def build_site(submissions_dir: Path, out_dir: Path, rules: subs.Rules = subs.RU
     report["pages"] = [{"task": p.task, "hardware": p.hardware, "file": p.file_name, "results": p.result_count}
                        for p in pages]
     atomic_write_bytes(out_dir / VERDICT_FILE, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    written = [page.file_name for page in pages] + ["index.html", VERDICT_FILE]
+    atomic_write_bytes(out_dir / SITE_MARKER, (json.dumps({"files": written}, indent=2) + "\n").encode("utf-8"))
     return report
+
+
+def check_site_folder(submissions_dir: Path, out_dir: Path) -> None:
+    """The site never shares a folder with its input, in either direction; raised before anything is written."""
+    site, subs_dir = Path(out_dir).resolve(), Path(submissions_dir).resolve()
+    if site.is_relative_to(subs_dir):
+        raise UserError(f"--out {out_dir} is inside the submissions folder {submissions_dir}: "
+                        "write the site somewhere else")
+    if subs_dir.is_relative_to(site):
+        raise UserError(f"the submissions folder {submissions_dir} is inside --out {out_dir}: "
+                        "write the site to a folder of its own")
+    if site.exists() and not site.is_dir():
+        raise UserError(f"--out {out_dir} is a file: give a folder for the site")
+
+
+def clean_site(out_dir: Path) -> list[Path]:
+    """Remove the files an earlier `mnv4suite leaderboard` wrote to out_dir, and nothing else.
+
+    A folder with files but no marker was not made by this command, and the working directory (or a
+    folder holding it) is never cleaned: both are refused before anything is removed."""
+    site = Path(out_dir).resolve()
+    if not site.is_dir():
+        return []
+    if Path.cwd().resolve().is_relative_to(site):
+        raise UserError(f"--clean: {out_dir} is (or holds) the working directory, which is never cleaned: "
+                        "give the site a folder of its own")
+    marker = site / SITE_MARKER
+    if not marker.is_file() or marker.is_symlink():
+        if any(site.iterdir()):
+            raise UserError(f"--clean: {out_dir} holds files but no {SITE_MARKER}, so this command did not make it: "
+                            "give an empty or new folder")
+        return []
+    try:
+        listed = json.loads(marker.read_bytes()[:1 << 20])["files"]
+        names = [name for name in listed if isinstance(name, str)]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"--clean: {marker} is damaged ({exc}): remove the site's files by hand") from None
+    removed = []
+    # Plain names only: a marker is ours, but a damaged one must not reach outside the folder.
+    for name in names + [SITE_MARKER]:
+        path = site / name
+        if os.sep in name or name in ("", ".", "..") or path.is_symlink() or not path.is_file():
+            continue
+        path.unlink()
+        removed.append(path)
+    return removed
 
 
 # --------------------------------------------------------------------------- CLI
@@ -224,19 +274,19 @@ def add_leaderboard_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="SITE_DIR", help="where the site is written")
     parser.add_argument("--rules", choices=tuple(subs.RULES), default="submission",
                         help="submission (default) or development (preset rapid allowed; every page says so)")
-    parser.add_argument("--clean", action="store_true", help="empty SITE_DIR first")
+    parser.add_argument("--clean", action="store_true", help="first remove the files an earlier leaderboard wrote to SITE_DIR (nothing else)")
 
 
 def cmd_leaderboard(args) -> int:
     """Exit 0 when the site is built, even with rejected submissions: their reasons are on the index."""
     rules = subs.get_rules(args.rules)
-    out_dir = Path(args.out)
-    if args.clean and out_dir.is_dir():
-        if any(out_dir.iterdir()) and not (out_dir / VERDICT_FILE).is_file():
-            raise UserError(f"--clean: {out_dir} holds files but no {VERDICT_FILE}, so it is not a leaderboard site: "
-                            "give an empty or new folder")
-        shutil.rmtree(out_dir)
-    report = build_site(Path(args.submissions_dir), out_dir, rules)
+    out_dir, submissions_dir = Path(args.out), Path(args.submissions_dir)
+    if not submissions_dir.is_dir():
+        raise UserError(f"submissions folder {submissions_dir} does not exist")
+    check_site_folder(submissions_dir, out_dir)  # before --clean removes anything
+    if args.clean:
+        clean_site(out_dir)
+    report = build_site(submissions_dir, out_dir, rules)
     rejected = [s for s in report["submissions"] if not s["accepted"]]
     print(f"{len(report['submissions']) - len(rejected)} submission(s) accepted, {len(rejected)} rejected; "
           f"{len(report['pages'])} page(s); site at {out_dir / 'index.html'}")

@@ -172,10 +172,74 @@ def test_clean_refuses_a_folder_that_is_not_a_site(tmp_path):
     parser = argparse.ArgumentParser()
     leaderboard.add_leaderboard_arguments(parser)
     args = parser.parse_args([str(tmp_path / "submissions"), "--out", str(tmp_path / "home"), "--clean"])
-    with pytest.raises(UserError, match="not a leaderboard site"):
+    with pytest.raises(UserError, match="this command did not make it"):
         leaderboard.cmd_leaderboard(args)
     assert (tmp_path / "home" / "precious.txt").exists()
     args = parser.parse_args([str(tmp_path / "submissions"), "--out", str(tmp_path / "site"), "--clean"])
     assert leaderboard.cmd_leaderboard(args) == 0
     assert leaderboard.cmd_leaderboard(args) == 0  # an earlier site is replaced
     assert "No accepted results yet." in (tmp_path / "site" / "index.html").read_text()
+
+
+def _leaderboard_args(*argv):
+    parser = argparse.ArgumentParser()
+    leaderboard.add_leaderboard_arguments(parser)
+    return parser.parse_args([str(a) for a in argv])
+
+
+def test_clean_never_deletes_submissions_inside_the_site(tmp_path):
+    from mnv4suite.errors import UserError
+
+    site = tmp_path / "site"
+    (site / "subs" / "acme").mkdir(parents=True)
+    (site / "subs" / "acme" / "submission.yaml").write_text("submitter: acme\n")
+    (site / leaderboard.VERDICT_FILE).write_text("{}")  # looks like an earlier site
+    with pytest.raises(UserError, match="inside --out"):
+        leaderboard.cmd_leaderboard(_leaderboard_args(site / "subs", "--out", site, "--clean"))
+    assert (site / "subs" / "acme" / "submission.yaml").read_text() == "submitter: acme\n"
+    with pytest.raises(UserError, match="inside the submissions folder"):
+        leaderboard.cmd_leaderboard(_leaderboard_args(site, "--out", site / "subs" / "out", "--clean"))
+    assert (site / "subs" / "acme" / "submission.yaml").exists()
+
+
+def test_clean_never_touches_the_working_directory(tmp_path, monkeypatch):
+    from mnv4suite.errors import UserError
+
+    (tmp_path / "submissions").mkdir()
+    work = tmp_path / "lab" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert leaderboard.cmd_leaderboard(_leaderboard_args(tmp_path / "submissions", "--out", ".")) == 0
+    (work / "notes.txt").write_text("mine")
+    for out in (".", tmp_path / "lab"):
+        with pytest.raises(UserError, match="working directory"):
+            leaderboard.cmd_leaderboard(_leaderboard_args(tmp_path / "submissions", "--out", out, "--clean"))
+    assert (work / "notes.txt").read_text() == "mine" and (work / "index.html").exists()
+
+
+def test_clean_removes_only_what_the_site_wrote(tmp_path):
+    (tmp_path / "submissions").mkdir()
+    site = tmp_path / "site"
+    args = _leaderboard_args(tmp_path / "submissions", "--out", site, "--clean")
+    assert leaderboard.cmd_leaderboard(args) == 0
+    (site / "README.txt").write_text("the maintainer's own file")
+    (site / "old-page.html").write_text("stale")
+    marker = json.loads((site / leaderboard.SITE_MARKER).read_text())
+    marker["files"] += ["old-page.html", "../outside.txt", "/etc/passwd"]
+    (site / leaderboard.SITE_MARKER).write_text(json.dumps(marker))
+    (tmp_path / "outside.txt").write_text("keep")
+    assert leaderboard.cmd_leaderboard(args) == 0
+    assert not (site / "old-page.html").exists()  # listed by the earlier build: removed
+    assert (site / "README.txt").read_text() == "the maintainer's own file"
+    assert (tmp_path / "outside.txt").read_text() == "keep"
+    assert (site / "index.html").exists() and (site / leaderboard.SITE_MARKER).exists()
+
+
+def test_out_that_is_a_file_is_refused_before_anything_is_written(tmp_path):
+    from mnv4suite.errors import UserError
+
+    (tmp_path / "submissions").mkdir()
+    (tmp_path / "site").write_text("a file")
+    with pytest.raises(UserError, match="is a file"):
+        leaderboard.cmd_leaderboard(_leaderboard_args(tmp_path / "submissions", "--out", tmp_path / "site", "--clean"))
+    assert (tmp_path / "site").read_text() == "a file"
