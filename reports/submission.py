@@ -449,7 +449,9 @@ def _check_detail_figures(verdict: ResultVerdict, log_dir: Path, result: dict[st
             differ(f"seeds.{key}", result["seeds"][key], value)
     if detail.get("effective_scenario") != result["scenario"]:
         differ("scenario", result["scenario"], detail.get("effective_scenario"))
-    for key, log_key in (("min_query_count", "effective_min_query_count"), ("min_duration_ms", "effective_min_duration_ms")):
+    # Offline is one query of many samples: LoadGen's effective minimum query count there is always 1.
+    query_count_key = "requested_min_query_count" if result["scenario"] == "Offline" else "effective_min_query_count"
+    for key, log_key in (("min_query_count", query_count_key), ("min_duration_ms", "effective_min_duration_ms")):
         if result["preset"][key] != detail.get(log_key):
             differ(f"preset.{key}", result["preset"][key], detail.get(log_key))
     if result["loadgen"]["version"] != detail.get("loadgen_version"):
