@@ -226,6 +226,9 @@ class BackendSpec:
     probe_hook: Callable[[], Availability] | None = None
     #: cheap check of a model: None when this backend can run it, else the reason it cannot
     supports: Callable[[ModelSpec], str | None] | None = None
+    #: the artifact is a file that runs on any machine with the runtime, so a lab may build it once on
+    #: one node and ship it to the others (False: in-memory, or compiled for the host that built it)
+    ships_artifact: bool = True
 
     def unsupported(self, model: ModelSpec) -> str | None:
         return self.supports(model) if self.supports is not None else None

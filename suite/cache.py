@@ -35,6 +35,8 @@ def cache_key(key: dict[str, Any]) -> str:
 class ArtifactCache(ArtifactCacheLike):
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root else default_cache_dir()
+        #: every entry handed out, as (key, suffix, path, sha256): what a lab ships to other nodes
+        self.used: list[tuple[dict[str, Any], str, Path, str]] = []
 
     def entry_dir(self, key: dict[str, Any]) -> Path:
         digest = cache_key(key)
@@ -49,7 +51,9 @@ class ArtifactCache(ArtifactCacheLike):
         with open(entry / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self._valid(artifact, manifest):
-                return artifact, json.loads(manifest.read_text())["sha256"], True
+                digest = json.loads(manifest.read_text())["sha256"]
+                self.used.append((key, suffix, artifact, digest))
+                return artifact, digest, True
             manifest.unlink(missing_ok=True)
             tmp = entry / f".building{suffix}"
             tmp.unlink(missing_ok=True)
@@ -62,7 +66,23 @@ class ArtifactCache(ArtifactCacheLike):
                 manifest,
                 {"key": key, "sha256": digest, "size": artifact.stat().st_size, "created": time.time()},
             )
+            self.used.append((key, suffix, artifact, digest))
             return artifact, digest, False
+
+    def install(self, key: dict[str, Any], suffix: str, data: bytes, sha256: str) -> Path:
+        """Put an artifact built elsewhere under its key, after checking it is the file that was built."""
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256:
+            raise ValueError(f"artifact for {key.get('model', key)} arrived damaged: sha256 {digest[:12]}..., "
+                             f"built as {sha256[:12]}...")
+
+        def write(tmp: Path) -> None:
+            tmp.write_bytes(data)
+
+        # A valid entry already there under the same key stays: same key, same inputs.
+        path, _, _ = self.fetch_or_build(key, suffix, write)
+        self.used.pop()  # installing is not using
+        return path
 
     @staticmethod
     def _valid(artifact: Path, manifest: Path) -> bool:

@@ -22,7 +22,7 @@ class RunConfig:
     backend: list[str] = field(default_factory=list)  # empty: every backend available here
     model: list[str] = field(default_factory=list)  # empty: every model the task can run
     preset: str = "normal"
-    scenario: str = "SingleStream"
+    scenario: str | list[str] = "SingleStream"  # several: each job runs once per scenario
     mode: str | None = None  # None: "both" with --data, else "performance"
     data: str | None = None
     count: int | None = None
@@ -35,7 +35,9 @@ class RunConfig:
         self.backend = _as_list(self.backend, "backend")
         self.model = _as_list(self.model, "model")
         get_preset(self.preset)
-        self.scenario = normalize_scenario(self.scenario)
+        names = _as_list(self.scenario, "scenario") or ["SingleStream"]
+        scenarios = list(dict.fromkeys(normalize_scenario(name) for name in names))
+        self.scenario = scenarios[0] if len(scenarios) == 1 else scenarios
         if self.mode is None:
             self.mode = "both" if self.data else "performance"
         check_mode(self.mode)
@@ -48,6 +50,11 @@ class RunConfig:
             raise UserError(f"on_error must be 'stop' or 'skip', not '{self.on_error}'")
         if self.count is not None and (not isinstance(self.count, int) or self.count < 1):
             raise UserError(f"count must be a positive integer, not {self.count!r}")
+
+
+    @property
+    def scenarios(self) -> list[str]:
+        return [self.scenario] if isinstance(self.scenario, str) else list(self.scenario)
 
 
 def _as_list(value: Any, key: str) -> list[str]:

@@ -3,6 +3,11 @@
 Everything that can be checked before a model is built (names, data path, weights, availability)
 is checked here, so a typo fails in milliseconds. Each job then runs in its own process; a
 finished job's result is on disk before the next starts, so a later failure loses nothing.
+
+Where jobs run is the executor's business: `LocalExecutor` runs them one after another on this
+machine, `mnv4suite.lab.RayExecutor` on the nodes of a Ray cluster that hold their hardware. The
+run folder keeps the configuration (`run.json`), so `--resume` re-plans it and runs only the jobs
+without a valid result.
 """
 
 from __future__ import annotations
@@ -12,26 +17,52 @@ import os
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol, Sequence
 
 from mnv4suite import results
 from mnv4suite.api import Availability, BackendSpec, ModelSpec, check_requirements
 from mnv4suite.config import RunConfig
 from mnv4suite.errors import UnavailableError, UserError
+from mnv4suite.fileio import atomic_write_json
 from mnv4suite.registry import Registry
 from mnv4suite.worker import ERROR_FILE, Job
+
+#: The run's configuration in its folder, so `mnv4suite run --resume RUN_DIR` can plan it again.
+RUN_FILE = "run.json"
 
 
 @dataclass
 class Plan:
     run_dir: Path
-    jobs: list[Job]
+    jobs: list[Job]  # still to run
     skipped_backends: dict[str, Availability] = field(default_factory=dict)  # not run at all
     skipped_pairs: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, backend) -> why not
     estimated_backends: dict[str, Availability] = field(default_factory=dict)  # run without their device
+    config: RunConfig | None = None
+    done: list["Outcome"] = field(default_factory=list)  # jobs of a resumed run whose valid result is there
+
+    @property
+    def total(self) -> int:
+        return len(self.jobs) + len(self.done)
+
+
+class Hardware(Protocol):
+    """Where the plan's backends would run: this host, or a lab of hosts (mnv4suite.lab)."""
+
+    def requirements(self, backend: BackendSpec) -> Availability: ...
+
+    def probe(self, backend: BackendSpec) -> Availability: ...
+
+
+class ThisHost:
+    def requirements(self, backend: BackendSpec) -> Availability:
+        return backend.requirements()
+
+    def probe(self, backend: BackendSpec) -> Availability:
+        return backend.probe()
 
 
 @dataclass
@@ -77,10 +108,11 @@ def _for_task(model: ModelSpec, registry: Registry, kind: str, task_id: str) -> 
                     f"{kind} models: {fitting}")
 
 
-def _select_backends(config: RunConfig, registry: Registry) -> tuple[list[BackendSpec], dict[str, Availability]]:
+def _select_backends(config: RunConfig, registry: Registry,
+                     where: Hardware) -> tuple[list[BackendSpec], dict[str, Availability]]:
     """Backends to run, and the reasons each missing one was left out (or will only be estimated)."""
     if not config.backend:
-        probed = {b.id: (b, b.probe()) for b in registry.backends}
+        probed = {b.id: (b, where.probe(b)) for b in registry.backends}
         chosen = [b for b, found in probed.values() if found]
         skipped = {bid: found for bid, (_, found) in probed.items() if not found}
         if not chosen:
@@ -90,23 +122,25 @@ def _select_backends(config: RunConfig, registry: Registry) -> tuple[list[Backen
     chosen = list({b.id: b for b in map(registry.backends.get, config.backend)}.values())
     missing_device: dict[str, Availability] = {}
     for backend in chosen:
-        needed = backend.requirements()
+        needed = where.requirements(backend)
         if not needed:
             raise UnavailableError(f"backend '{backend.id}' cannot even prepare its model here: {needed.explain()}")
-        found = backend.probe()
+        found = where.probe(backend)
         if not found:
             # Asked for by name: still convert, stand in for accuracy where possible, estimate latency.
             missing_device[backend.id] = found
     return chosen, missing_device
 
 
-def plan(config: RunConfig, registry: Registry) -> Plan:
+def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, resume: Path | None = None) -> Plan:
+    """The jobs of a run. `where` answers which backends can run (default: this host); `resume` is an
+    earlier run's folder, whose jobs with a valid result are not run again."""
     task_spec = registry.tasks.get(config.task)
     missing = task_spec.probe()
     if not missing:
         raise UnavailableError(f"task '{task_spec.id}' cannot run here: {missing.explain()}")
     models = _select_models(config, registry, task_spec.model_kind, task_spec.id)
-    backends, unavailable = _select_backends(config, registry)
+    backends, unavailable = _select_backends(config, registry, where or ThisHost())
 
     data = None
     if config.data:
@@ -128,8 +162,12 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
                 raise UserError(f"weights file {weights} does not exist")
             weights = str(Path(weights).expanduser().resolve())
 
-    run_id = new_run_id()
-    run_dir = Path(config.out).expanduser().resolve() / run_id
+    if resume is not None:
+        run_dir = Path(resume).expanduser().resolve()
+        run_id = run_dir.name
+    else:
+        run_id = new_run_id()
+        run_dir = Path(config.out).expanduser().resolve() / run_id
     pairs = [(m, b) for m in models for b in backends]
     skipped_pairs = {(m.id, b.id): why for m, b in pairs if (why := b.unsupported(m))}
     if len(skipped_pairs) == len(pairs):
@@ -140,7 +178,7 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
             task=task_spec.id,
             model=model.id,
             backend=backend.id,
-            scenario=config.scenario,
+            scenario=scenario,
             mode=config.mode,
             preset=config.preset,
             data=str(data) if data else None,
@@ -152,22 +190,64 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
         )
         for model, backend in pairs
         if (model.id, backend.id) not in skipped_pairs
+        for scenario in config.scenarios
     ]
     for job in jobs:
         job.out_dir = str(run_dir / job.name)
+    done = [o for o in map(finished_outcome, jobs) if o is not None] if resume is not None else []
+    finished = {o.job.name for o in done}
     chosen = {b.id for b in backends}
-    return Plan(run_dir=run_dir, jobs=jobs, skipped_pairs=skipped_pairs,
+    return Plan(run_dir=run_dir, jobs=[j for j in jobs if j.name not in finished], skipped_pairs=skipped_pairs,
                 skipped_backends={k: v for k, v in unavailable.items() if k not in chosen},
-                estimated_backends={k: v for k, v in unavailable.items() if k in chosen})
+                estimated_backends={k: v for k, v in unavailable.items() if k in chosen},
+                config=config, done=done)
 
 
-def run_job_in_subprocess(job: Job) -> Outcome:
+def resume_config(run_dir: Path) -> RunConfig:
+    """The configuration an earlier run recorded in its folder."""
+    path = Path(run_dir).expanduser() / RUN_FILE
+    if not path.is_file():
+        raise UserError(f"--resume {run_dir}: no {RUN_FILE} there, so it is not a run folder written by "
+                        "`mnv4suite run` (give the folder named by the run id, under --out)")
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        return RunConfig(**recorded["config"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"--resume {run_dir}: {path} is damaged ({exc}); start a new run instead") from None
+
+
+def finished_outcome(job: Job) -> Outcome | None:
+    """The job's earlier outcome when its folder holds a valid result; None when it must run."""
+    job_dir = Path(job.out_dir)
+    result_file = job_dir / results.RESULT_FILE
+    if not result_file.is_file():
+        return None
+    try:
+        return Outcome(job=job, job_dir=job_dir, result=results.read(result_file))
+    except UserError:
+        return None  # damaged or invalid: run it again (start_job_dir keeps the old file aside)
+
+
+def start_job_dir(job: Job) -> Path:
+    """The job's folder with its job.json; a result or error left by an earlier try is put aside."""
     job_dir = Path(job.out_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
-    job_file = job_dir / "job.json"
-    job.save(job_file)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    subprocess.run([sys.executable, "-m", "mnv4suite.worker", str(job_file)], env=env, check=False)
+    for stale in (results.RESULT_FILE, ERROR_FILE):
+        if (job_dir / stale).exists():
+            os.replace(job_dir / stale, job_dir / f"previous-{stale}")
+    job.save(job_dir / "job.json")
+    return job_dir
+
+
+def worker_command(job_file: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "mnv4suite.worker", *options, str(job_file)]
+
+
+def worker_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def read_outcome(job: Job, job_dir: Path, crash_hint: str = "see the output above") -> Outcome:
     outcome = Outcome(job=job, job_dir=job_dir)
     result_file = job_dir / results.RESULT_FILE
     if result_file.exists():
@@ -176,28 +256,72 @@ def run_job_in_subprocess(job: Job) -> Outcome:
         outcome.error = json.loads((job_dir / ERROR_FILE).read_text())
     else:
         outcome.error = {"kind": "WorkerCrashed", "user_error": False,
-                         "message": "the worker process died without a result (see the output above)"}
+                         "message": f"the worker process died without a result ({crash_hint})"}
     return outcome
 
 
-def execute(run: Plan, log=print) -> list[Outcome]:
+def run_job_in_subprocess(job: Job) -> Outcome:
+    job_dir = start_job_dir(job)
+    subprocess.run(worker_command(job_dir / "job.json"), env=worker_env(), check=False)
+    return read_outcome(job, job_dir)
+
+
+Started = Callable[[Job, str], None]  # (job, where it runs: "" on this host)
+Finished = Callable[[Outcome], bool]  # False: stop, the remaining jobs would fail the same way
+
+
+class Executor(Protocol):
+    """Runs jobs and reports each outcome as soon as its files are in the job's folder."""
+
+    def run(self, jobs: Sequence[Job], started: Started, finished: Finished) -> None: ...
+
+
+class LocalExecutor:
+    """One job after another on this machine, each in its own worker process."""
+
+    def run(self, jobs: Sequence[Job], started: Started, finished: Finished) -> None:
+        for job in jobs:
+            started(job, "")
+            if not finished(run_job_in_subprocess(job)):
+                return
+
+
+def save_run_file(run: Plan) -> None:
+    if run.config is not None:
+        atomic_write_json(run.run_dir / RUN_FILE, {"run_id": run.run_dir.name, "config": asdict(run.config)})
+
+
+def execute(run: Plan, log=print, executor: Executor | None = None) -> list[Outcome]:
     """Run every job; stop early only on a user error, which the remaining jobs would repeat."""
-    outcomes = []
-    for i, job in enumerate(run.jobs, 1):
-        log(f"[{i}/{len(run.jobs)}] {job.model} on {job.backend} ({job.scenario}, {job.mode}, preset {job.preset})")
-        outcome = run_job_in_subprocess(job)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    save_run_file(run)
+    outcomes = list(run.done)
+    if run.done:
+        log(f"resuming {run.run_dir.name}: {len(run.done)} of {run.total} job(s) already have a valid result")
+    position = iter(range(len(run.done) + 1, run.total + 1))
+
+    def started(job: Job, where: str) -> None:
+        log(f"[{next(position)}/{run.total}] {job.model} on {job.backend} ({job.scenario}, {job.mode}, "
+            f"preset {job.preset})" + (f" on {where}" if where else ""))
+
+    def finished(outcome: Outcome) -> bool:
         outcomes.append(outcome)
-        if outcome.ok:
-            latency = outcome.result["latency"] or {}
-            accuracy = (outcome.result["accuracy"] or {}).get("metrics", {})
-            figures = [f"p90 {latency['p90_ms']:.2f} ms" if latency.get("p90_ms") is not None else None,
-                       *(f"{name} {value:.2f}" for name, value in accuracy.items()),
-                       outcome.result["validity"]["result"],
-                       f"PARTIAL: {outcome.result['task']['dataset']['skipped']} unusable sample(s) skipped"
-                       if outcome.result["status"] == "partial" else None]
-            log("  done: " + ", ".join(f for f in figures if f))
-        if outcome.error:
-            log(f"  failed: {outcome.error['message']}")
-            if outcome.error.get("user_error"):
-                break
+        _log_outcome(outcome, log)
+        return not (outcome.error and outcome.error.get("user_error"))
+
+    (executor or LocalExecutor()).run(run.jobs, started, finished)
     return outcomes
+
+
+def _log_outcome(outcome: Outcome, log) -> None:
+    if outcome.ok:
+        latency = outcome.result["latency"] or {}
+        accuracy = (outcome.result["accuracy"] or {}).get("metrics", {})
+        figures = [f"p90 {latency['p90_ms']:.2f} ms" if latency.get("p90_ms") is not None else None,
+                   *(f"{name} {value:.2f}" for name, value in accuracy.items()),
+                   outcome.result["validity"]["result"],
+                   f"PARTIAL: {outcome.result['task']['dataset']['skipped']} unusable sample(s) skipped"
+                   if outcome.result["status"] == "partial" else None]
+        log("  done: " + ", ".join(f for f in figures if f))
+    if outcome.error:
+        log(f"  failed: {outcome.error['message']}")

@@ -75,3 +75,10 @@ def system_info() -> dict:
 
 def suite_info() -> dict:
     return {"version": mnv4suite.__version__, "git_commit": git_commit()}
+
+
+def node_info() -> dict:
+    """Which machine ran a job; a lab run adds the node's lab name and Ray node id (mnv4suite.lab)."""
+    import socket
+
+    return {"hostname": socket.gethostname(), "name": None, "ray_node_id": None}

@@ -47,6 +47,8 @@ class Job:
     cache_dir: str | None = None
     seeds: dict[str, int] = field(default_factory=lambda: Seeds().as_dict())
     progress: bool = True
+    #: the lab node that runs the job (set there); None for a local run
+    node: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -107,9 +109,9 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
 def execute(job: Job) -> dict[str, Any]:
     """Run the job and return the (already written) result."""
     from mnv4suite.cache import ArtifactCache
-    from mnv4suite.models import prepare_model
     from mnv4suite.registry import get_registry
 
+    started = datetime.now(timezone.utc)
     registry = get_registry()
     task_spec = registry.tasks.get(job.task)
     model_spec = registry.models.get(job.model)
@@ -117,10 +119,7 @@ def execute(job: Job) -> dict[str, Any]:
     out_dir = Path(job.out_dir)
     data = Path(job.data) if job.data else None
 
-    requirements = backend_spec.requirements()
-    if not requirements:
-        raise UnavailableError(f"backend '{backend_spec.id}' cannot even prepare its model here: {requirements.explain()}")
-    backend = backend_spec.create()
+    backend = _backend(backend_spec)
     device = backend.probe()
 
     cache = ArtifactCache(Path(job.cache_dir) if job.cache_dir else None)
@@ -128,17 +127,7 @@ def execute(job: Job) -> dict[str, Any]:
     dataset = task.dataset(model_spec, data, job.count, job.on_error, cache.root)
     if dataset.skipped:
         say(f"{len(dataset.skipped)} unusable sample(s) skipped, first: {dataset.skipped[0][0]}: {dataset.skipped[0][1]}")
-
-    say(f"building {model_spec.id} ({model_spec.resolution}px)")
-    model = prepare_model(model_spec, job.weights)
-    calibration = None
-    if backend_spec.precision == "int8":
-        calibration = calibration_set(task, model_spec, data, task_spec.id, cache.root)
-        say(f"int8 calibration: {calibration.source}")
-    say(f"preparing for {backend_spec.id}")
-    artifact = backend.prepare(model, cache, calibration)
-    if artifact.path is not None:
-        say(f"artifact {'reused from cache' if artifact.cached else 'built'}: {artifact.path}")
+    model, calibration, artifact = _prepare(job, task, model_spec, backend, cache)
 
     estimate = None
     if device:
@@ -173,14 +162,56 @@ def execute(job: Job) -> dict[str, Any]:
                     "executor": session.accelerator if device else f"stand-in: {session.accelerator}"}
     result = _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset, model, artifact,
                      session, device, mode, report, accuracy, estimate, calibration, preset, log_dir)
+    finished = datetime.now(timezone.utc)
+    result["timing"] = {"started": started.isoformat(timespec="microseconds"),
+                        "finished": finished.isoformat(timespec="microseconds"),
+                        "duration_s": round((finished - started).total_seconds(), 3)}
     results.write(result, out_dir / results.RESULT_FILE)
     return result
+
+
+def _backend(backend_spec):
+    requirements = backend_spec.requirements()
+    if not requirements:
+        raise UnavailableError(f"backend '{backend_spec.id}' cannot even prepare its model here: {requirements.explain()}")
+    return backend_spec.create()
+
+
+def _prepare(job: Job, task, model_spec, backend, cache):
+    """Weights, int8 calibration and the backend's artifact: everything before a session exists."""
+    from mnv4suite.models import prepare_model
+
+    data = Path(job.data) if job.data else None
+    say(f"building {model_spec.id} ({model_spec.resolution}px)")
+    model = prepare_model(model_spec, job.weights)
+    calibration = None
+    if backend.spec.precision == "int8":
+        calibration = calibration_set(task, model_spec, data, task.spec.id, cache.root)
+        say(f"int8 calibration: {calibration.source}")
+    say(f"preparing for {backend.spec.id}")
+    artifact = backend.prepare(model, cache, calibration)
+    if artifact.path is not None:
+        say(f"artifact {'reused from cache' if artifact.cached else 'built'}: {artifact.path}")
+    return model, calibration, artifact
+
+
+def prepare_only(job: Job) -> list[dict[str, Any]]:
+    """Build the job's artifacts and nothing else; returns the cache entries, for a lab to ship them."""
+    from mnv4suite.cache import ArtifactCache
+    from mnv4suite.registry import get_registry
+
+    registry = get_registry()
+    backend = _backend(registry.backends.get(job.backend))
+    cache = ArtifactCache(Path(job.cache_dir) if job.cache_dir else None)
+    _prepare(job, registry.tasks.get(job.task).create(), registry.models.get(job.model), backend, cache)
+    return [{"key": key, "suffix": suffix, "path": str(path), "sha256": digest}
+            for key, suffix, path, digest in cache.used]
 
 
 def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset, model, artifact, session, device,
             mode, report, accuracy, estimate, calibration, preset, log_dir) -> dict[str, Any]:
     """The result record; every figure in it comes from LoadGen's logs or the roofline estimate."""
-    from mnv4suite.sysinfo import suite_info, system_info
+    from mnv4suite.sysinfo import node_info, suite_info, system_info
 
     latency = None
     if report is not None and report.latency is not None:
@@ -250,6 +281,7 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
             "logs": {p.name: sha256_file(p) for p in sorted(log_dir.iterdir()) if p.is_file()} if report else {},
         },
         "system": {**system, "frameworks": {**system["frameworks"], **versions}},
+        "node": job.node or node_info(),
         "suite": {**suite_info(), "plugins": dict(registry.plugin_versions)},
     }
 
@@ -259,13 +291,24 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
+PREPARE_ONLY = "--prepare-only"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`python -m mnv4suite.worker JOB.json`, or `... --prepare-only ENTRIES.json JOB.json` for a lab's
+    artifact build, which writes the cache entries it used to ENTRIES.json."""
     argv = sys.argv[1:] if argv is None else argv
+    entries_file = None
+    if argv[0] == PREPARE_ONLY:
+        entries_file, argv = Path(argv[1]), argv[2:]
     job_file = Path(argv[0])
     job = Job.load(job_file)
     out_dir = Path(job.out_dir)
     try:
-        execute(job)
+        if entries_file is not None:
+            atomic_write_json(entries_file, prepare_only(job))
+        else:
+            execute(job)
         return 0
     except UserError as exc:
         atomic_write_json(out_dir / ERROR_FILE, {"kind": type(exc).__name__, "user_error": True, "message": str(exc)})

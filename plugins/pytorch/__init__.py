@@ -22,6 +22,7 @@ def register_backends():
             hardware="host-cpu",
             implementation=f"{IMPL}:PyTorchCPUBackend",
             requires=(TORCH,),
+            ships_artifact=False,  # the module itself, built in the worker
             summary="PyTorch eager on the host CPU: BN folded into convs, channels-last, inference mode",
         ),
         BackendSpec(
@@ -33,6 +34,7 @@ def register_backends():
             implementation=f"{IMPL}:PyTorchCPUCompiledBackend",
             requires=(TORCH,),
             probe_hook=probe_compiler,
+            ships_artifact=False,  # C++ compiled for the building host's vector ISA and compiler
             summary="PyTorch AOTInductor on the host CPU: torch.export + C++ compile, package cached on disk",
         ),
         BackendSpec(
@@ -44,6 +46,7 @@ def register_backends():
             implementation=f"{IMPL}:PyTorchCUDABackend",
             requires=(TORCH,),
             probe_hook=probe_cuda,
+            ships_artifact=False,
             summary="PyTorch eager on an NVIDIA GPU, fp32 without TF32, BN folded, channels-last",
         ),
     ]
