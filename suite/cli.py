@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--model", action="append", metavar="ID",
                        help="model id or alias; repeat or comma-separate (default: every model the task runs)")
     p_run.add_argument("--preset", help="normal | quick | rapid (default: normal)")
-    p_run.add_argument("--scenario", help="SingleStream | Offline (default: SingleStream)")
+    p_run.add_argument("--scenario", help="SingleStream | Offline, or both comma-separated (default: SingleStream)")
     p_run.add_argument("--mode", help="performance | accuracy | both (default: both with --data, else performance)")
     p_run.add_argument("--data", metavar="PATH", help="dataset folder; without it, inputs are generated in the task's shape")
     p_run.add_argument("--count", type=int, metavar="N", help="use a deterministic subset of N samples")
@@ -81,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--out", metavar="DIR", help="where results go (default: ./mnv4suite-results)")
     p_run.add_argument("--cache-dir", dest="cache_dir", metavar="DIR",
                        help="artifact cache (default: $MNV4SUITE_CACHE or ~/.cache/mnv4suite)")
+    p_run.add_argument("--resume", metavar="RUN_DIR",
+                       help="finish an earlier run: plan it again from RUN_DIR/run.json and run only the jobs "
+                            "without a valid result")
+    lab = p_run.add_argument_group("lab (a Ray cluster; pip install 'mnv4suite[ray]', docs/lab.md)")
+    lab.add_argument("--ray", metavar="ADDRESS",
+                     help="run each job on a lab node that holds its hardware: the head's ADDRESS, 'auto' "
+                          "(this machine's cluster) or 'local' (a private one-machine lab)")
+    lab.add_argument("--node", metavar="NAME", help="with --ray: run every job on this node (lab name, id or host)")
 
     p_report = sub.add_parser("report", help="Pareto, roofline and paper-comparison reports from result files",
                               description="Accuracy/latency Pareto fronts per task and hardware target from result "
@@ -98,7 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     p_report.add_argument("--layers-model", dest="layers_model", metavar="ID", default="mnv4-conv-l",
                           help="model whose per-layer cost the Figure 3 section shows (default: mnv4-conv-l)")
 
+    from mnv4suite.lab import commands as lab_commands
     from mnv4suite.reports import leaderboard, submission  # light: jinja2 and matplotlib load only when used
+
+    p_lab = sub.add_parser("lab", help=lab_commands.LAB_HELP, description=lab_commands.LAB_HELP,
+                           epilog=lab_commands.LAB_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    lab_commands.add_lab_arguments(p_lab)
 
     p_validate = sub.add_parser("validate", help=submission.VALIDATE_HELP, description=submission.VALIDATE_HELP)
     submission.add_validate_arguments(p_validate)
@@ -133,12 +146,44 @@ def cmd_run(args) -> int:
     from mnv4suite import runner
     from mnv4suite.config import build_config, read_yaml
     from mnv4suite.registry import get_registry
+
+    cli_values = {k: v for k, v in vars(args).items() if k not in ("command", "config", *EXECUTION_OPTIONS)}
+    if args.resume:
+        given = [f"--{k.replace('_', '-')}" for k, v in cli_values.items() if v is not None]
+        if given or args.config:
+            raise UserError(f"--resume runs the jobs recorded in {args.resume} as they were planned: "
+                            f"drop {', '.join(given or ['--config'])} (only --ray and --node may change)")
+        config = runner.resume_config(args.resume)
+    else:
+        config = build_config(read_yaml(args.config) if args.config else {}, cli_values)
+    registry = get_registry()
+    lab = executor = None
+    if args.ray:
+        from mnv4suite.lab.commands import require_ray
+
+        require_ray("--ray")
+        from mnv4suite.lab import executor as lab
+
+        lab.connect(args.ray, registry.backends)
+        executor = lab.RayExecutor(lab.discover(args.node), registry)
+    elif args.node:
+        raise UserError("--node pins jobs to a lab node: give the lab's address too (--ray ADDRESS)")
+    try:
+        return _run(config, registry, executor, args.resume)
+    finally:
+        if lab is not None:
+            lab.shutdown()
+
+
+#: `run` options that say where and how jobs execute, not what they measure.
+EXECUTION_OPTIONS = ("resume", "ray", "node")
+
+
+def _run(config, registry, executor, resume) -> int:
+    from mnv4suite import runner
     from mnv4suite.reports.table import results_table
 
-    file_values = read_yaml(args.config) if args.config else {}
-    cli_values = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
-    config = build_config(file_values, cli_values)
-    plan = runner.plan(config, get_registry())
+    plan = runner.plan(config, registry, executor.lab if executor else None, resume=resume)
     for backend_id, found in plan.skipped_backends.items():
         print(f"note: skipping backend {backend_id}: {found.explain()}", file=sys.stderr)
     for (model_id, backend_id), why in plan.skipped_pairs.items():
@@ -151,19 +196,20 @@ def cmd_run(args) -> int:
         print("note: no --weights: every model runs with seeded random weights, so its accuracy measures the "
               "pipeline, not the model (ImageNet classifiers: --weights pretrained or a timm checkpoint)",
               file=sys.stderr)
-    print(f"{len(plan.jobs)} job(s); results in {plan.run_dir}", file=sys.stderr)
-    outcomes = runner.execute(plan, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(f"{plan.total} job(s); results in {plan.run_dir}", file=sys.stderr)
+    if executor is not None:
+        print("\n".join(executor.describe(plan.jobs)), file=sys.stderr)
+    outcomes = runner.execute(plan, log=lambda msg: print(msg, file=sys.stderr, flush=True), executor=executor)
     done = [o.result for o in outcomes if o.ok]
     if done:
         print(results_table(done))
-    print(f"\n{len(done)} of {len(plan.jobs)} job(s) complete; result files under {plan.run_dir}", file=sys.stderr)
+    print(f"\n{len(done)} of {plan.total} job(s) complete; result files under {plan.run_dir}", file=sys.stderr)
+    if len(done) < plan.total:
+        print(f"finish it later with: mnv4suite run --resume {plan.run_dir}", file=sys.stderr)
     failed = [o for o in outcomes if not o.ok]
-    if failed:
-        first = failed[0].error
-        if first.get("user_error"):
-            raise UserError(first["message"])
-        return 1
-    return 0 if len(done) == len(plan.jobs) else 1
+    if failed and failed[0].error.get("user_error"):
+        raise UserError(failed[0].error["message"])
+    return 0 if len(done) == plan.total else 1
 
 
 REPORT_REQUIRES = ("matplotlib", "jinja2")
@@ -211,8 +257,14 @@ def cmd_leaderboard(args) -> int:
     return leaderboard(args)
 
 
+def cmd_lab(args) -> int:
+    from mnv4suite.lab.commands import cmd_lab as lab
+
+    return lab(args)
+
+
 COMMANDS = {"list": cmd_list, "info": cmd_info, "run": cmd_run, "report": cmd_report,
-            "validate": cmd_validate, "leaderboard": cmd_leaderboard}
+            "validate": cmd_validate, "leaderboard": cmd_leaderboard, "lab": cmd_lab}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mnv4suite: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("mnv4suite: interrupted; finished results are kept", file=sys.stderr)
+        print("mnv4suite: interrupted; finished results are kept (mnv4suite run --resume RUN_DIR finishes a run)",
+              file=sys.stderr)
         return 130
 
 

@@ -12,7 +12,7 @@ from mnv4suite.errors import UnknownNameError, UserError
 from mnv4suite.plugin_manager import BUILTIN_PLUGINS, create_plugin_manager
 from mnv4suite.registry import build_registry
 
-HEAVY = ("torch", "tensorflow", "onnxruntime", "onnx", "PIL", "mlperf_loadgen", "jsonschema")
+HEAVY = ("torch", "tensorflow", "onnxruntime", "onnx", "PIL", "mlperf_loadgen", "jsonschema", "ray")
 
 
 def test_listing_imports_no_framework(suite_env):

@@ -116,9 +116,48 @@ class MissingNpuBackend(Backend):
         return session
 
 
+class LabNpuBackend(Backend):
+    """A device that only some lab nodes hold: present where $MNV4SUITE_TEST_NPU is 1, which the lab
+    tests set on one node of their Ray cluster (tests/lab). It runs the model in PyTorch eager."""
+
+    def versions(self):
+        import torch
+
+        return {"torch": torch.__version__}
+
+    def prepare(self, model, cache, calibration=None):
+        return Artifact(kind="torch-eager", payload=model.module)
+
+    def load(self, artifact, model):
+        from mnv4suite.plugins.pytorch.backend import TorchSession
+
+        session = TorchSession(artifact.payload)
+        session.accelerator = "test NPU (PyTorch eager)"
+        return session
+
+
+def probe_test_npu():
+    import os
+
+    if os.environ.get("MNV4SUITE_TEST_NPU") == "1":
+        return Availability.ok()
+    return Availability.missing("no test NPU on this node (MNV4SUITE_TEST_NPU is not 1)")
+
+
 @hookimpl
 def register_backends():
     return [
+        BackendSpec(
+            id="lab-npu",
+            framework="torch",
+            delegate="npu",
+            precision="fp32",
+            hardware="test-npu",
+            implementation="tinynet:LabNpuBackend",
+            probe_hook=probe_test_npu,
+            ships_artifact=False,
+            summary="test-only backend whose device only some lab nodes hold",
+        ),
         BackendSpec(
             id="fake-npu",
             framework="torch",
@@ -127,6 +166,7 @@ def register_backends():
             hardware="pixel8_edgetpu",
             implementation="tinynet:MissingNpuBackend",
             probe_hook=lambda: Availability.missing("no accelerator device node /dev/fake_npu0"),
+            ships_artifact=False,
             summary="test-only backend whose device is never present",
         )
     ]

@@ -1,0 +1,77 @@
+"""Nodes that die mid-sweep on a real three-node Ray cluster: nothing finished is lost, a job whose
+node died runs again where its hardware still is, or fails with the reason; --resume finishes it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from labkit import advertised, start_lab
+from mnv4suite import results
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for_job_on(workdir: Path, proc, timeout: float = 120.0) -> None:
+    """Until a job folder appears in the node's work folder: a job is running there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if workdir.is_dir() and any(workdir.glob("mnv4suite-job-*/*/job.json")):
+            return
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    raise AssertionError(f"no job started under {workdir}")
+
+
+def test_a_node_dying_mid_sweep_loses_nothing(tmp_path):
+    nodes = {name: {"MNV4SUITE_LAB_WORKDIR": str(tmp_path / f"work-{name}"),
+                    **({"MNV4SUITE_TEST_NPU": "1"} if name != "alpha" else {})}
+             for name in ("alpha", "npu-1", "npu-2")}
+    for spec in nodes.values():
+        Path(spec["MNV4SUITE_LAB_WORKDIR"]).mkdir()
+    lab = start_lab(tmp_path, nodes)
+    try:
+        # 1. Two NPU nodes; one dies while running a job: the job runs again on the other one.
+        proc = lab.driver("--backend", "lab-npu", "--model", "tiny-cnn", "--scenario", "SingleStream,Offline",
+                          "--preset", "rapid", "--out", "out", cwd=tmp_path, background=True)
+        wait_for_job_on(tmp_path / "work-npu-2", proc)
+        lab.cluster.remove_node(lab.nodes.pop("npu-2"), allow_graceful=False)
+        output = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 0, output
+        [run_dir] = (tmp_path / "out").iterdir()
+        found = [results.read(p) for p in run_dir.glob("*/result.json")]
+        assert len(found) == 2 and {r["node"]["name"] for r in found} == {"npu-1"}
+        assert all(r["latency"]["kind"] == "measured" for r in found)
+
+        # 2. The last NPU node dies mid-job: that job fails with the reason, the others finish.
+        proc = lab.driver("--backend", "lab-npu,onnxruntime-cpu", "--model", "tiny-cnn", "--preset", "rapid",
+                          "--out", "out2", cwd=tmp_path, background=True)
+        wait_for_job_on(tmp_path / "work-npu-1", proc)
+        lab.cluster.remove_node(lab.nodes.pop("npu-1"), allow_graceful=False)
+        output = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 1, output
+        [run_dir] = (tmp_path / "out2").iterdir()
+        npu_job = run_dir / "imagenet__tiny-cnn__lab-npu__SingleStream"
+        error = json.loads((npu_job / "error.json").read_text())
+        assert error["kind"] == "NoNodeLeft" and "mnv4suite:measures:lab-npu" in error["message"]
+        assert not (npu_job / "result.json").exists()
+        onnx = results.read(run_dir / "imagenet__tiny-cnn__onnxruntime-cpu__SingleStream" / "result.json")
+        assert onnx["latency"]["kind"] == "measured"
+        assert f"mnv4suite run --resume {run_dir}" in output and "Traceback" not in output
+
+        # 3. The NPU is back on a new node: --resume runs only the failed job.
+        lab.nodes["npu-3"] = lab.cluster.add_node(num_cpus=2, resources=advertised("npu-3", lab.envs["npu-2"]),
+                                                  env_vars=lab.envs["npu-2"])
+        lab.cluster.wait_for_nodes()
+        onnx_bytes = (run_dir / "imagenet__tiny-cnn__onnxruntime-cpu__SingleStream" / "result.json").read_bytes()
+        run = lab.driver("--resume", str(run_dir), cwd=tmp_path)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert results.read(npu_job / "result.json")["node"]["name"] == "npu-3"
+        assert json.loads((npu_job / "previous-error.json").read_text())["kind"] == "NoNodeLeft"
+        assert (run_dir / "imagenet__tiny-cnn__onnxruntime-cpu__SingleStream" / "result.json").read_bytes() == onnx_bytes
+    finally:
+        lab.shutdown()
+
