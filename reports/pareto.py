@@ -162,6 +162,32 @@ def _measured(result: Mapping[str, Any]) -> tuple[str, float] | None:
 
 PublishedLookup = Callable[[str, str], "tuple[float, str] | None"]
 
+#: Hardware targets that name a class of machine, not one device: a lab measures them on several.
+MACHINE_CLASSES = {"host-cpu": lambda r: r["system"].get("cpu") or "unknown CPU",
+                   "cuda-gpu": lambda r: r["backend"].get("accelerator") or "unknown GPU"}
+
+
+def _machine_hardware(results: Sequence[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], str]:
+    """The hardware a result's point belongs to. Measured on a machine class (host-cpu, cuda-gpu) by
+    more than one machine, as a lab sweep does, the machine is named too, so that two CPUs never
+    share a front."""
+    def machine(r: Mapping[str, Any]) -> str | None:
+        hardware = r["backend"]["hardware"]
+        if hardware not in MACHINE_CLASSES or (r.get("latency") or {}).get("kind") != "measured":
+            return None
+        return MACHINE_CLASSES[hardware](r)
+
+    seen: dict[str, set[str]] = {}
+    for r in results:
+        if (name := machine(r)) is not None:
+            seen.setdefault(r["backend"]["hardware"], set()).add(name)
+
+    def hardware_of(r: Mapping[str, Any]) -> str:
+        hardware, name = r["backend"]["hardware"], machine(r)
+        return f"{hardware} ({name})" if name is not None and len(seen[hardware]) > 1 else hardware
+
+    return hardware_of
+
 
 def points_from_results(
     results: Iterable[Mapping[str, Any]],
@@ -187,6 +213,7 @@ def points_from_results(
                 borrowed[key] = (rank, found[0], found[1], r)
 
     points = []
+    hardware_of = _machine_hardware(results)
     for r, source in zip(results, sources):
         task = r["task"]["id"]
         ms, kind, latency_metric = latency_of(r)
@@ -218,7 +245,7 @@ def points_from_results(
         points.append(
             Point(
                 task=task,
-                hardware=r["backend"]["hardware"],
+                hardware=hardware_of(r),
                 scenario=r["scenario"],
                 model=r["model"]["id"],
                 backend=r["backend"]["id"],

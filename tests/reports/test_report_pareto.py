@@ -112,3 +112,17 @@ def test_groups_per_task_hardware_and_scenario():
     assert [(g.hardware, g.scenario, len(g.points)) for g in groups] == [
         ("host-cpu", "Offline", 1), ("host-cpu", "SingleStream", 2), ("pixel8_edgetpu", "SingleStream", 1)]
     assert [p.model for p in groups[1].front] == ["b", "a"]
+
+
+def test_a_machine_class_measured_on_two_machines_gets_two_fronts():
+    """A lab sweep measures host-cpu on several nodes: their CPUs never share a front."""
+    one_cpu = [make_result("a", latency_ms=5.0, accuracy=70.0, cpu="Xeon"),
+               make_result("b", backend="onnxruntime-cpu", latency_ms=3.0, accuracy=70.0, cpu="Xeon")]
+    assert {p.hardware for p in pareto.points_from_results(one_cpu)} == {"host-cpu"}  # one machine: as before
+    two_cpus = one_cpu + [make_result("c", latency_ms=1.0, accuracy=75.0, cpu="Ampere Altra"),
+                          make_result("d", backend="tflite-edgetpu", hardware="pixel8_edgetpu", estimate_ms=2.0,
+                                      accuracy=70.0)]
+    groups = {g.hardware: g for g in pareto.groups(pareto.points_from_results(two_cpus))}
+    assert set(groups) == {"host-cpu (Xeon)", "host-cpu (Ampere Altra)", "pixel8_edgetpu"}
+    # c (1 ms, 75%) would dominate both Xeon points on a shared front
+    assert {p.model for p in groups["host-cpu (Xeon)"].front} == {"b"}
