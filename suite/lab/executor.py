@@ -95,8 +95,12 @@ class RayExecutor:
                 f"(no node holds {spec.hardware})")
 
     def _artifact_group(self, job: Job) -> tuple | None:
-        """Jobs that share one artifact build (the cache key's inputs as far as the driver knows them)."""
-        if not self.registry.backends.get(job.backend).ships_artifact:
+        """Jobs that share one artifact build (the cache key's inputs as far as the driver knows them);
+        None when the job builds its own: the artifact cannot travel, or only one node could build or
+        run it, so a separate build would only add a process."""
+        spec = self.registry.backends.get(job.backend)
+        nodes = {n.id for n in (*self.lab.holders(spec), *self.lab.preparers(spec))}
+        if not spec.ships_artifact or len(nodes) < 2:
             return None
         return (job.task, job.model, job.backend, job.weights, job.data)
 
@@ -133,7 +137,8 @@ class RayExecutor:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             if not ready:
-                self._fail_stranded(pending, started, finished)
+                if not self._fail_stranded(pending, started, finished):
+                    return
                 continue
             job = pending.pop(ready[0])
             try:
@@ -142,7 +147,8 @@ class RayExecutor:
                 started(job, "the lab")
                 outcome = _failed(job, type(exc).__name__, _lost_because(exc))
             else:
-                started(job, shipped["node"]["name"] or shipped["node"]["hostname"])
+                where = shipped["node"]["name"] or shipped["node"]["hostname"]
+                started(job, where + "".join(f" ({note})" for note in shipped["notes"]))
                 outcome = self._home(job, shipped)
             if not finished(outcome):
                 return
@@ -156,8 +162,9 @@ class RayExecutor:
             atomic_write_json(job_dir / ERROR_FILE, outcome.error)
         return outcome
 
-    def _fail_stranded(self, pending: dict[Any, Job], started: Started, finished: Finished) -> None:
-        """Jobs that no living node can take (their only node died): failed with the reason, not waited on."""
+    def _fail_stranded(self, pending: dict[Any, Job], started: Started, finished: Finished) -> bool:
+        """Jobs that no living node can take (their only node died): failed with the reason, not waited
+        on. False when the run should stop."""
         alive = lab_nodes()
         for ref, job in list(pending.items()):
             demand = self.demand(job)
@@ -169,13 +176,14 @@ class RayExecutor:
             needs = ", ".join(k for k in demand if not k.endswith(":slot"))
             if not finished(_failed(job, "NoNodeLeft", f"no living lab node holds {needs} any more "
                                     "(a node left the lab); rerun with --resume when it is back")):
-                return
+                return False
+        return True
 
 
 def _lost_because(exc: Exception) -> str:
     first = (str(exc).strip().splitlines() or [repr(exc)])[0][:400]
     if isinstance(exc, (ray_errors.NodeDiedError, ray_errors.WorkerCrashedError, ray_errors.ObjectLostError)):
-        return f"the node running it died {RETRIES + 1} times over ({first}); rerun with --resume"
+        return f"the Ray worker or node running it was lost {RETRIES + 1} times ({first}); rerun with --resume"
     return first
 
 

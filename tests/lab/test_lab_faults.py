@@ -75,3 +75,44 @@ def test_a_node_dying_mid_sweep_loses_nothing(tmp_path):
     finally:
         lab.shutdown()
 
+
+
+def _processes_under(path: Path) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in text:
+            found.append(text)
+    return found
+
+
+def test_ctrl_c_cancels_the_lab_jobs_and_keeps_what_finished(tmp_path):
+    import signal
+
+    work = tmp_path / "work"
+    work.mkdir()
+    lab = start_lab(tmp_path, {"npu": {"MNV4SUITE_TEST_NPU": "1", "MNV4SUITE_LAB_WORKDIR": str(work)}})
+    try:
+        proc = lab.driver("--backend", "lab-npu", "--model", "tiny-cnn", "--scenario", "SingleStream,Offline",
+                          "--preset", "rapid", "--out", "out", cwd=tmp_path, background=True)
+        deadline = time.monotonic() + 180
+        while not list((tmp_path / "out").glob("*/*/result.json")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.2)
+        [finished] = list((tmp_path / "out").glob("*/*/result.json"))
+        wait_for_job_on(work, proc)  # the second job is running on the node
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 130, output
+        assert "interrupted; finished results are kept" in output and "Traceback" not in output
+        assert results.read(finished)["latency"]["kind"] == "measured"
+        assert len(list((tmp_path / "out").glob("*/*/result.json"))) == 1
+        deadline = time.monotonic() + 30  # the cancelled job's process on the node stops too
+        while _processes_under(work) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _processes_under(work), _processes_under(work)
+    finally:
+        lab.shutdown()
