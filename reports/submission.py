@@ -96,6 +96,8 @@ class Rules:
     name: str
     min_preset: str
     note: str
+    #: reject performance results whose machine was busy while LoadGen timed them
+    quiet_machine: bool = True
 
     @property
     def min_query_count(self) -> int:
@@ -113,7 +115,8 @@ RULES = {
     "submission": Rules("submission", "normal",
                         "MLPerf Mobile's minimum: preset normal (1024 queries and 60 s per performance run)"),
     "development": Rules("development", "rapid",
-                         "relaxed for development (preset rapid: 64 queries and 6 s): NOT a submission verdict"),
+                         "relaxed for development (preset rapid: 64 queries and 6 s, busy machines allowed): "
+                         "NOT a submission verdict", quiet_machine=False),
 }
 
 
@@ -373,6 +376,10 @@ def _check_run_rules(verdict: ResultVerdict, result: dict[str, Any], rules: Rule
                                        + ", ".join(f"{k}={v}" for k, v in result["validity"].items() if k != "result"))
         if result["latency"] is None:
             verdict.reject("figures", f"mode {result['mode']} but no latency figures")
+        load = result.get("machine_load") or {}
+        if rules.quiet_machine and load.get("quiet") is False:
+            verdict.reject("quiet", "the machine was busy while LoadGen timed it ("
+                                    + "; ".join(map(str, load.get("reasons", []))) + "): rerun on an idle machine")
     if result["mode"] in ("accuracy", "both"):
         if result["accuracy"] is None:
             verdict.reject("accuracy", f"mode {result['mode']} but no accuracy figures")

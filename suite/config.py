@@ -30,6 +30,7 @@ class RunConfig:
     out: str = DEFAULT_OUT
     on_error: str = "stop"
     cache_dir: str | None = None
+    cooldown: float = 0.0  # seconds before each timed test
 
     def __post_init__(self) -> None:
         self.backend = _as_list(self.backend, "backend")
@@ -48,6 +49,8 @@ class RunConfig:
             )
         if self.on_error not in ("stop", "skip"):
             raise UserError(f"on_error must be 'stop' or 'skip', not '{self.on_error}'")
+        if isinstance(self.cooldown, bool) or not isinstance(self.cooldown, (int, float)) or not 0 <= self.cooldown <= 3600:
+            raise UserError(f"cooldown must be a number of seconds from 0 to 3600, not {self.cooldown!r}")
         if self.count is not None and (not isinstance(self.count, int) or self.count < 1):
             raise UserError(f"count must be a positive integer, not {self.count!r}")
 

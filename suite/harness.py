@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mnv4suite import loadgen_log
+from mnv4suite import loadgen_log, machine_load
 from mnv4suite.api import Dataset, Session
 from mnv4suite.run_rules import Preset, Seeds
 
@@ -45,6 +45,8 @@ class HarnessReport:
     warmup_latency_ms: float
     loadgen_version: str | None
     errors: list[str] = field(default_factory=list)
+    #: how loaded the machine was during a timed test (mnv4suite.machine_load); None when nothing was timed
+    machine_load: dict[str, Any] | None = None
 
 
 #: The task's post-processing of one sample: (raw outputs, sample index) -> accuracy-log payload.
@@ -146,8 +148,10 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
     # LoadGen's async logging thread wakes per query and, with every core busy in the framework's
     # thread pool, stalls inferences: 1.15x the bare loop's mean on 2 cores, 1.00-1.03x without it.
     log_settings.log_mode = lg.LoggingMode.EndOfTestOnly
+    before = machine_load.snapshot()
     try:
         lg.StartTestWithLogSettings(sut, qsl, _settings(lg, cfg, expected_ms), log_settings)
+        load = machine_load.compare(before, machine_load.snapshot())
     finally:
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
@@ -166,4 +170,5 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
         warmup_latency_ms=expected_ms,
         loadgen_version=detail.get("loadgen_version"),
         errors=detail.get("_errors", []),
+        machine_load=load if measured_performance else None,
     )

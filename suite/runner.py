@@ -187,6 +187,7 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
             weights=weights,
             run_id=run_id,
             cache_dir=config.cache_dir,
+            cooldown_s=config.cooldown,
         )
         for model, backend in pairs
         if (model.id, backend.id) not in skipped_pairs
@@ -320,6 +321,8 @@ def _log_outcome(outcome: Outcome, log) -> None:
         figures = [f"p90 {latency['p90_ms']:.2f} ms" if latency.get("p90_ms") is not None else None,
                    *(f"{name} {value:.2f}" for name, value in accuracy.items()),
                    outcome.result["validity"]["result"],
+                   "BUSY machine: " + "; ".join(load["reasons"])
+                   if (load := outcome.result.get("machine_load") or {}).get("quiet") is False else None,
                    f"PARTIAL: {outcome.result['task']['dataset']['skipped']} unusable sample(s) skipped"
                    if outcome.result["status"] == "partial" else None]
         log("  done: " + ", ".join(f for f in figures if f))

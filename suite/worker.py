@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -49,6 +50,8 @@ class Job:
     progress: bool = True
     #: the lab node that runs the job (set there); None for a local run
     node: dict[str, Any] | None = None
+    #: seconds to pause before a timed test, for thermally limited devices (MLPerf Mobile's cooldown)
+    cooldown_s: float = 0.0
 
     @property
     def name(self) -> str:
@@ -148,6 +151,9 @@ def execute(job: Job) -> dict[str, Any]:
     log_dir = out_dir / LOG_DIR
     preset = get_preset(job.preset)
     if mode is not None:
+        if job.cooldown_s and mode != "accuracy":
+            say(f"cooling down for {job.cooldown_s:g} s before the timed test")
+            time.sleep(job.cooldown_s)
         say(f"LoadGen {job.scenario} {mode}, preset {preset.name} ({preset.summary})"
             + ("" if device else f" on the stand-in: {session.accelerator}"))
         report = harness.run_test(
@@ -155,6 +161,9 @@ def execute(job: Job) -> dict[str, Any]:
             harness.HarnessSettings(scenario=job.scenario, mode=mode, preset=preset, seeds=Seeds(**job.seeds),
                                     log_dir=log_dir, progress=job.progress),
         )
+    if report is not None and report.machine_load is not None and report.machine_load["quiet"] is False:
+        say("warning: the machine was busy while LoadGen timed it (" + "; ".join(report.machine_load["reasons"])
+            + "): the latency figures are not the hardware's; stop other work and run again")
     accuracy = None
     if report is not None and mode != "performance":
         metrics = task.metric(report.payloads, dataset)
@@ -282,6 +291,8 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
         },
         "system": {**system, "frameworks": {**system["frameworks"], **versions}},
         "node": job.node or node_info(),
+        "machine_load": ({**report.machine_load, "cooldown_s": job.cooldown_s}
+                         if report is not None and report.machine_load is not None else None),
         "suite": {**suite_info(), "plugins": dict(registry.plugin_versions)},
     }
 
