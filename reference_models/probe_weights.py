@@ -1,4 +1,4 @@
-"""Weights for checking a detector's exports where no trained detector exists.
+"""Weights for checking a model's exports where no trained weights exist (detectors; classifiers here).
 
 Untrained weights make a poor test: their features grow to ~1e6, where fp32 rounding alone exceeds
 any useful tolerance, and a zero-initialised predictor outputs constants that hide layout bugs.
@@ -10,7 +10,16 @@ import math
 
 
 def trained_like_detector(model, seed: int = 0, backbone: bool = True, images: int = 8):
-    """Trained-like random values for comparing a detector with its exports.
+    """Trained-like random values for comparing a detector with its exports (see ``trained_like``).
+    ``backbone=False`` keeps the backbone (e.g. loaded ImageNet weights) and randomises the FPN and
+    heads only; the predictors' 1x1 weights are drawn ~ N(0, 0.02)."""
+    parts = {"": model} if backbone else {"fpn": model.fpn, "head": model.head}
+    predictors = {model.head.cls_out.pw, model.head.box_out.pw}
+    return trained_like(model, model.detector_def.resolution, seed, parts, predictors, images)
+
+
+def trained_like(model, resolution: int, seed: int = 0, parts=None, predictors=(), images: int = 8):
+    """Trained-like random values for comparing a model with its exports and quantized forms.
 
     Deterministic in ``seed`` alone (the module's own init used the global RNG): convs redrawn as
     timm initialises them (attention projections Xavier-uniform), conv biases ~ U(-0.1, 0.1), the
@@ -22,8 +31,8 @@ def trained_like_detector(model, seed: int = 0, backbone: bool = True, images: i
     for attention: Xavier query and key projections of O(1) features give attention logits up to ~40,
     where PyTorch's own fp32 output is 3e-4 to 1e-3 away from float64 (Hybrid-M); the query
     projection is drawn 4x smaller (logits up to ~10, fp32 vs float64 4e-5, as for the conv models).
-    Too few measurement images let unseen images drift to logits in the hundreds. ``backbone=False``
-    keeps the backbone (e.g. loaded ImageNet weights) and randomises the FPN and heads only.
+    Too few measurement images let unseen images drift to logits in the hundreds. ``parts`` (name ->
+    module, default the whole model) are redrawn; ``predictors`` are output convs drawn ~ N(0, 0.02).
     """
     import torch
 
@@ -35,8 +44,8 @@ def trained_like_detector(model, seed: int = 0, backbone: bool = True, images: i
     def uniform_(t, lo, hi):
         t.copy_(torch.rand(t.shape, generator=g) * (hi - lo) + lo)
 
-    parts = {"": model} if backbone else {"fpn": model.fpn, "head": model.head}
-    predictors = {model.head.cls_out.pw, model.head.box_out.pw}
+    parts = parts if parts is not None else {"": model}
+    predictors = set(predictors)
     norms = []
     with torch.no_grad():
         for prefix, part in parts.items():
@@ -66,7 +75,7 @@ def trained_like_detector(model, seed: int = 0, backbone: bool = True, images: i
                     uniform_(m.gamma, 0.25, 0.75)
         for part in parts.values():
             part.train()
-        model(torch.from_numpy(natural_images(images, model.detector_def.resolution, seed=seed + 100)))
+        model(torch.from_numpy(natural_images(images, resolution, seed=seed + 100)))
         model.eval()
         for m in norms:
             m.momentum = 0.1

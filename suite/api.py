@@ -229,6 +229,8 @@ class BackendSpec:
     #: the artifact is a file that runs on any machine with the runtime, so a lab may build it once on
     #: one node and ship it to the others (False: in-memory, or compiled for the host that built it)
     ships_artifact: bool = True
+    #: taken by a run that names no backend; precision variants of a backend run when named
+    in_default_run: bool = True
 
     def unsupported(self, model: ModelSpec) -> str | None:
         return self.supports(model) if self.supports is not None else None

@@ -20,9 +20,11 @@ def backends_table(registry: Registry) -> str:
     rows = []
     for spec in registry.backends:
         found = spec.probe()
+        note = spec.summary if found else found.explain()
+        if not spec.in_default_run:
+            note = f"(runs when named) {note}"
         rows.append([spec.id, spec.framework, spec.delegate, spec.precision, spec.hardware,
-                     "yes" if found else "no", _provider(registry, registry.backends, spec.id),
-                     spec.summary if found else found.explain()])
+                     "yes" if found else "no", _provider(registry, registry.backends, spec.id), note])
     return tabulate(rows, ["backend", "framework", "delegate", "precision", "stands for", "available", "provider", "notes / why not"])
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from mnv4suite.api import DeviceProfile
 
 #: Bytes per tensor element for the precisions the devices run.
-BYTES_PER_ELEMENT = {"int8": 1, "fp16": 2, "fp32": 4}
+BYTES_PER_ELEMENT = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
 
 #: The ridge points the paper's Figures 2 and 3 sweep over (MACs/byte).
 SWEEP_RIDGE_POINTS = np.linspace(0.0, 500.0, 501)

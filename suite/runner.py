@@ -112,7 +112,7 @@ def _select_backends(config: RunConfig, registry: Registry,
                      where: Hardware) -> tuple[list[BackendSpec], dict[str, Availability]]:
     """Backends to run, and the reasons each missing one was left out (or will only be estimated)."""
     if not config.backend:
-        probed = {b.id: (b, where.probe(b)) for b in registry.backends}
+        probed = {b.id: (b, where.probe(b)) for b in registry.backends if b.in_default_run}
         chosen = [b for b, found in probed.values() if found]
         skipped = {bid: found for bid, (_, found) in probed.items() if not found}
         if not chosen:

@@ -70,7 +70,6 @@ def say(message: str) -> None:
 
 
 CALIBRATION_SAMPLES = 128
-BYTES_PER_ELEMENT = {"int8": 1, "fp16": 2, "fp32": 4}
 
 
 def calibration_set(task, model_spec, data: Path | None, task_id: str, cache_dir: Path | None = None) -> CalibrationSet:
@@ -90,7 +89,7 @@ def calibration_set(task, model_spec, data: Path | None, task_id: str, cache_dir
 def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str, Any]:
     """The device latency this machine cannot measure, from the paper's roofline model."""
     from mnv4suite.reference_models.counting import profile as layer_costs
-    from mnv4suite.roofline import estimate, rates
+    from mnv4suite.roofline import BYTES_PER_ELEMENT, estimate, rates
 
     bytes_per_element = BYTES_PER_ELEMENT[precision]
     layers = layer_costs(model.module, model.spec.resolution, bytes_per_element).layers

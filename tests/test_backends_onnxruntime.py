@@ -486,3 +486,39 @@ def test_mnv4_conv_m_l_run_entirely_on_the_emulator(model_id, eval_count, tmp_pa
     agreement figures are printed but say little about int8 accuracy with trained weights."""
     vs_torch, vs_cpu = _mnv4_on_the_emulator(model_id, None, 32, eval_count, tmp_path)
     assert vs_torch["cos_mean"] > 0.95 and vs_cpu["cos_mean"] > 0.95
+
+
+def test_cpu_int8_backend_quantizes_on_the_calibration_set_and_runs_qdq(tiny_model, cache):
+    import onnx
+
+    from mnv4suite.api import CalibrationSet
+    from mnv4suite.errors import UserError
+    from mnv4suite.reference_models.probe_images import natural_images
+    from mnv4suite.registry import get_registry
+
+    spec = get_registry().backends.get("onnxruntime-cpu-int8")
+    assert (spec.precision, spec.hardware, spec.in_default_run) == ("int8", "host-cpu", False)
+    int8 = spec.create()
+    with pytest.raises(UserError, match="needs a calibration set"):
+        int8.prepare(tiny_model, cache, None)
+    calibration = CalibrationSet("photo-like images", True, list(natural_images(32, 32, seed=2)[:, None]))
+    artifact = int8.prepare(tiny_model, cache, calibration)
+    assert artifact.kind == "onnx-qdq-int8" and artifact.details["calibration"]["sha256"] == calibration.digest
+    ops = {node.op_type for node in onnx.load(str(artifact.path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    again = int8.prepare(tiny_model, cache, calibration)
+    assert again.cached and again.sha256 == artifact.sha256
+    other = int8.prepare(tiny_model, cache, CalibrationSet("other", True, calibration.samples[:8]))
+    assert other.sha256 != artifact.sha256, "the calibration set is part of the key"
+
+    session = int8.load(artifact, tiny_model)
+    assert session.accelerator.endswith("int8 QDQ)")
+    x = natural_images(16, 32, seed=5)
+    fp32 = get_registry().backends.get("onnxruntime-cpu").create()
+    reference_session = fp32.load(fp32.prepare(tiny_model, cache), tiny_model)
+
+    def logits(s):  # the exports take batch 1
+        return np.concatenate([s.run(x[i:i + 1]) for i in range(len(x))])
+
+    found = agreement(logits(reference_session), logits(session))
+    assert found["cos_mean"] > 0.98, describe("onnxruntime-cpu-int8 vs fp32", found)

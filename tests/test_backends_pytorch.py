@@ -396,6 +396,24 @@ def test_probe_hooks_import_no_framework():
 
 
 def test_specs():
-    assert set(SPECS) == {"pytorch-cpu", "pytorch-cpu-compiled", "pytorch-cuda"}
-    assert all(isinstance(s, BackendSpec) and s.framework == "torch" and s.precision == "fp32" for s in SPECS.values())
+    assert set(SPECS) == {"pytorch-cpu", "pytorch-cpu-bf16", "pytorch-cpu-compiled", "pytorch-cuda"}
+    assert all(isinstance(s, BackendSpec) and s.framework == "torch" for s in SPECS.values())
+    assert {s.id: s.precision for s in SPECS.values() if s.precision != "fp32"} == {"pytorch-cpu-bf16": "bf16"}
     assert SPECS["pytorch-cuda"].hardware == "cuda-gpu" and SPECS["pytorch-cpu"].hardware == "host-cpu"
+
+
+def test_bf16_backend_runs_the_folded_model_in_bfloat16():
+    model = tiny_model()
+    bf16 = SPECS["pytorch-cpu-bf16"]
+    assert bf16.hardware == "host-cpu" and not bf16.in_default_run  # a precision variant, run when named
+    b = bf16.create()
+    artifact = b.prepare(model, None)
+    assert artifact.details["dtype"] == "bfloat16" and artifact.details["bf16_check_max_abs_diff"] > 0
+    assert all(p.dtype == torch.bfloat16 for p in artifact.payload.parameters())
+    session = b.load(artifact, model)
+    assert "bf16" in session.accelerator and session.accelerator.startswith("CPU (PyTorch eager")
+    x = np.random.default_rng(0).standard_normal(model.spec.input_shape(2)).astype(np.float32)
+    got, ref = session.run(x), backend.reference_logits(model, x)
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    assert np.max(np.abs(got - ref)) <= backend.BF16_RTOL * max(1.0, np.max(np.abs(ref)))
+    assert np.max(np.abs(got - ref)) > 1e-6, "bf16 arithmetic should differ from fp32"

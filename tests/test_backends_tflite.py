@@ -165,6 +165,7 @@ def test_specs_declare_precision_hardware_and_framework():
     specs = {s.id: s for s in register_backends()}
     assert {s: (specs[s].precision, specs[s].hardware) for s in specs} == {
         "tflite-cpu": ("fp32", "host-cpu"),
+        "tflite-cpu-int8": ("int8", "host-cpu"),
         "tflite-gpu": ("fp16", "pixel7_gpu"),
         "tflite-edgetpu": ("int8", "pixel8_edgetpu"),
         "tflite-hexagon": ("int8", "pixel4_hexagon"),
@@ -180,7 +181,8 @@ def test_listing_tflite_backends_imports_no_framework(suite_env):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "HEAVY []"
     rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("tflite-")}
-    assert set(rows) == {"tflite-cpu", "tflite-gpu", "tflite-edgetpu", "tflite-hexagon"}
+    assert set(rows) == {"tflite-cpu", "tflite-cpu-int8", "tflite-gpu", "tflite-edgetpu", "tflite-hexagon"}
+    assert "(runs when named)" in rows["tflite-cpu-int8"]  # a precision variant: not in a run naming no backend
 
 
 # --------------------------------------------------------------------------- where the ops ran
@@ -566,6 +568,14 @@ def test_int8_agrees_with_fp32(conv_s, shared_cache, fp32_artifact):
     agreement = compare_logits(fp32, int8)
     print(agreement.describe("tflite int8 (CPU stand-in) vs tflite fp32"))
     assert agreement.mean_cosine > 0.9 and agreement.top1_in_top5 >= 0.6
+
+    # tflite-cpu-int8 measures that very file on XNNPACK: one conversion serves all three int8 backends
+    cpu_int8 = backend("tflite-cpu-int8")
+    same = cpu_int8.prepare(conv_s, ArtifactCache(shared_cache), calibration)
+    assert same.cached and same.sha256 == artifact.sha256 and same.path == artifact.path
+    session = cpu_int8.load(same, conv_s)
+    assert "XNNPACK" in session.accelerator and "stand-in" not in session.accelerator
+    np.testing.assert_array_equal(session.run(batch), int8)
 
 
 @pytest.mark.slow

@@ -33,6 +33,18 @@ def register_backends():
             summary="ONNX Runtime CPUExecutionProvider on a torch.onnx export (cached by content hash)",
         ),
         BackendSpec(
+            id="onnxruntime-cpu-int8",
+            framework="onnxruntime",
+            delegate="cpu",
+            precision="int8",
+            hardware="host-cpu",
+            implementation="mnv4suite.plugins.onnxruntime.backend:OnnxRuntimeCPUInt8Backend",
+            requires=REQUIRES,
+            in_default_run=False,
+            summary="ONNX Runtime CPUExecutionProvider on an int8 QDQ model (U8S8, per-channel, calibrated on "
+                    "the task's data): MLAS integer kernels, VNNI/AMX where the CPU has them",
+        ),
+        BackendSpec(
             id="onnxruntime-cuda",
             framework="onnxruntime",
             delegate="gpu",

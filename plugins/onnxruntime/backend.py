@@ -90,6 +90,20 @@ class OnnxRuntimeCPUBackend(Backend):
         return OnnxRuntimeSession(str(artifact.path), self.provider, threads=os.cpu_count() or 1)
 
 
+class OnnxRuntimeCPUInt8Backend(OnnxRuntimeCPUBackend):
+    """The int8 QDQ model (quantize.py) on the CPU provider's integer kernels (VNNI/AMX where present)."""
+
+    def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
+        from .quantize import cpu_int8_artifact
+
+        return cpu_int8_artifact(model, cache, calibration, self.spec.id)
+
+    def load(self, artifact: Artifact, model: PreparedModel) -> Session:
+        session = super().load(artifact, model)
+        session.accelerator = session.accelerator.replace("threads)", "threads, int8 QDQ)")
+        return session
+
+
 # --------------------------------------------------------------------------- CUDA
 
 #: fp32 means fp32: ORT's CUDA EP would otherwise run convolutions and GEMMs in TF32 on Ampere and later.

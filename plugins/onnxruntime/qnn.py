@@ -19,7 +19,6 @@ On x86-64 the wheel's ``libQnnHtp.so`` is Qualcomm's HTP emulator: there is no H
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from mnv4suite.plugins.onnxruntime.backend import (
     first_line,
     fp32_onnx_artifact,
 )
+from mnv4suite.plugins.onnxruntime.quantize import quiet_root_logger, reader
 from mnv4suite.reference_models.export import ONNX_OPSET, exporter_version
 
 QNN_EP = "QNNExecutionProvider"
@@ -61,46 +61,6 @@ NON_COMPUTE = {"QuantizeLinear", "DequantizeLinear", "Reshape", "Flatten", "Tran
 # --------------------------------------------------------------------------- quantization
 
 
-class SamplesReader:
-    """An onnxruntime ``CalibrationDataReader`` over the calibration set's NCHW float32 samples."""
-
-    def __init__(self, input_name: str, samples: list[np.ndarray]):
-        self.input_name = input_name
-        self.samples = samples
-        self.index = 0
-
-    def get_next(self):
-        if self.index >= len(self.samples):
-            return None
-        sample = np.ascontiguousarray(self.samples[self.index], dtype=np.float32)
-        self.index += 1
-        return {self.input_name: sample if sample.ndim == 4 else sample[None]}
-
-    def rewind(self) -> None:
-        self.index = 0
-
-
-def _reader(input_name: str, samples: list[np.ndarray]):
-    from onnxruntime.quantization import CalibrationDataReader
-
-    class Reader(SamplesReader, CalibrationDataReader):
-        pass
-
-    return Reader(input_name, samples)
-
-
-@contextlib.contextmanager
-def _quiet_root_logger():
-    """quantize_static logs a generic "consider pre-processing" warning on the root logger for every model."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
 def quantize_qdq(fp32_path: Path, out_path: Path, samples: list[np.ndarray]) -> None:
     """The int8 QDQ model for QNN's HTP from an fp32 ONNX file, calibrated on ``samples``."""
     import onnx
@@ -117,12 +77,12 @@ def quantize_qdq(fp32_path: Path, out_path: Path, samples: list[np.ndarray]) -> 
         input_name = onnx.load(str(source), load_external_data=False).graph.input[0].name
         config = get_qnn_qdq_config(
             str(source),
-            _reader(input_name, samples),
+            reader(input_name, samples),
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
         )
-        with _quiet_root_logger():
+        with quiet_root_logger():
             quantize_static(
                 str(source),
                 str(out_path),

@@ -26,6 +26,19 @@ def register_backends():
             summary="PyTorch eager on the host CPU: BN folded into convs, channels-last, inference mode",
         ),
         BackendSpec(
+            id="pytorch-cpu-bf16",
+            framework="torch",
+            delegate="cpu",
+            precision="bf16",
+            hardware="host-cpu",
+            implementation=f"{IMPL}:PyTorchCPUBF16Backend",
+            requires=(TORCH,),
+            ships_artifact=False,
+            in_default_run=False,
+            summary="PyTorch eager on the host CPU in bfloat16 (AMX / AVX-512 BF16 through oneDNN), BN folded, "
+                    "channels-last",
+        ),
+        BackendSpec(
             id="pytorch-cpu-compiled",
             framework="torch",
             delegate="cpu",

@@ -50,10 +50,11 @@ class TorchSession(Session):
     """A torch module answering NCHW float32 batches; channels-last modules get channels-last inputs."""
 
     def __init__(self, module: torch.nn.Module, channels_last: bool = False, device: str = "cpu",
-                 accelerator: str | None = None):
+                 accelerator: str | None = None, dtype: torch.dtype = torch.float32):
         self.module = module.eval()
         self.channels_last = channels_last
         self.device = torch.device(device)
+        self.dtype = dtype
         self.accelerator = accelerator or f"CPU (PyTorch eager, {_threads()} threads)"
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
@@ -62,6 +63,8 @@ class TorchSession(Session):
             x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
             if self.device.type != "cpu":
                 x = x.to(self.device, non_blocking=False)
+            if self.dtype != torch.float32:
+                x = x.to(self.dtype)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             out = self.module(x)
@@ -98,17 +101,18 @@ def reference_logits(model: PreparedModel, inputs: np.ndarray) -> np.ndarray:
         return model.module.eval()(torch.from_numpy(inputs)).float().numpy()
 
 
-def check_against_reference(model: PreparedModel, session: Session, what: str) -> dict[str, float]:
+def check_against_reference(model: PreparedModel, session: Session, what: str,
+                            rtol: float = FOLD_RTOL) -> dict[str, float]:
     """Max |diff| of the session's logits from the unmodified module's; raise if beyond tolerance."""
     x = check_input(model)
     ref = reference_logits(model, x)
     got = session.run(x)
     diff = float(np.max(np.abs(ref - got)))
     scale = float(np.max(np.abs(ref)))
-    if not diff <= FOLD_RTOL * max(scale, 1.0):
+    if not diff <= rtol * max(scale, 1.0):
         raise RuntimeError(
             f"{what} of {model.spec.id} disagrees with the PyTorch module: max |diff| {diff:.3g} for logits up "
-            f"to {scale:.3g} (tolerance {FOLD_RTOL:g} relative to the largest logit). Refusing to benchmark a model "
+            f"to {scale:.3g} (tolerance {rtol:g} relative to the largest logit). Refusing to benchmark a model "
             "that computes something else; please report this with the model id"
         )
     return {"check_max_abs_diff": diff, "check_max_abs_logit": scale}
@@ -129,6 +133,44 @@ class PyTorchCPUBackend(Backend):
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
         return TorchSession(artifact.payload, channels_last=artifact.details.get("memory_format") == "channels_last")
+
+
+#: bf16 keeps 8 mantissa bits: logits agree with fp32 to about 1% of the largest one (checked per model).
+BF16_RTOL = 0.05
+
+
+class PyTorchCPUBF16Backend(Backend):
+    """The BN-folded channels-last module in bfloat16 (weights and activations): oneDNN runs it on AMX
+    or AVX-512 BF16 where the CPU has them, and emulates bf16 (slowly) where it has neither."""
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__}
+
+    def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
+        module, details = optimize_for_inference(model.module)
+        module = module.to(torch.bfloat16)
+        check = check_against_reference(model, self.load(Artifact(kind="torch-eager-bf16", payload=module), model),
+                                        "the bf16 model", rtol=BF16_RTOL)
+        details.update({f"bf16_{k}": v for k, v in check.items()})
+        return Artifact(kind="torch-eager-bf16", payload=module,
+                        details={"threads": _threads(), "dtype": "bfloat16", "isa": bf16_isa(), **details})
+
+    def load(self, artifact: Artifact, model: PreparedModel) -> Session:
+        return TorchSession(artifact.payload, channels_last=True, dtype=torch.bfloat16,
+                            accelerator=f"CPU (PyTorch eager bf16, {bf16_isa()}, {_threads()} threads)")
+
+
+def bf16_isa() -> str:
+    """What oneDNN has for bf16 here, from the CPU flags (Linux); 'unknown' elsewhere."""
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())
+    except OSError:
+        return "bf16 ISA unknown"
+    if "amx_bf16" in flags:
+        return "AMX-BF16"
+    if "avx512_bf16" in flags:
+        return "AVX-512 BF16"
+    return "no bf16 instructions: emulated"
 
 
 # --------------------------------------------------------------------------- AOTInductor

@@ -57,6 +57,19 @@ def register_backends():
                     "from the Keras twin (cached)",
         ),
         BackendSpec(
+            id="tflite-cpu-int8",
+            framework="ai-edge-litert",
+            delegate="cpu",
+            precision="int8",
+            hardware="host-cpu",
+            implementation=f"{IMPL}:TFLiteCPUBackend",
+            requires=REQUIRES,
+            supports=keras_twin,
+            in_default_run=False,
+            summary="LiteRT interpreter with XNNPACK on the host CPU, full-int8 .tflite calibrated on the task's "
+                    "data (the same file the Edge TPU and Hexagon backends use)",
+        ),
+        BackendSpec(
             id="tflite-gpu",
             framework="ai-edge-litert",
             delegate="gpu",

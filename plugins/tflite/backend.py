@@ -84,7 +84,8 @@ class TFLiteBackend(Backend):
 
 
 class TFLiteCPUBackend(TFLiteBackend):
-    """fp32 on the host CPU through XNNPACK, one thread per core this process may use."""
+    """The spec's precision (fp32, or full int8) on the host CPU through XNNPACK, one thread per core
+    this process may use."""
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
         return self.cpu_session(artifact.path)

@@ -1,0 +1,86 @@
+"""Precision on the host CPU: the best fp32, int8 and bf16 backend per model, side by side.
+
+    python benchmarks/bench_precision.py [--models mnv4-conv-m,mnv4-conv-l] [--runs 50]
+
+In one process, per model: trained-like weights (reference_models/probe_weights.py: measured BN
+statistics, so every map is O(1) as in a trained network), each backend prepared exactly as a run
+prepares it (the int8 backends calibrated on 128 photo-like procedural images), then the median of
+`--runs` batch-1 inferences after warm-up. Agreement with fp32 PyTorch on 64 other photo-like
+images: top-1 agreement and mean cosine of the logits. Target: the best int8 backend at least 2x
+faster than the best fp32 one on Conv-M and Conv-L.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mnv4suite.api import CalibrationSet
+from mnv4suite.cache import ArtifactCache
+from mnv4suite.models import prepare_model
+from mnv4suite.reference_models.export import compare_logits
+from mnv4suite.reference_models.probe_images import natural_images
+from mnv4suite.reference_models.probe_weights import trained_like
+from mnv4suite.registry import get_registry
+from timing import median_ms  # benchmarks/timing.py, beside this script
+
+BACKENDS = {
+    "fp32": ("pytorch-cpu", "onnxruntime-cpu", "tflite-cpu"),
+    "int8": ("onnxruntime-cpu-int8", "tflite-cpu-int8"),
+    "bf16": ("pytorch-cpu-bf16",),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="mnv4-conv-m,mnv4-conv-l")
+    parser.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args()
+    registry = get_registry()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = ArtifactCache(Path(tmp))
+        for model_id in args.models.split(","):
+            spec = registry.models.get(model_id)
+            model = prepare_model(spec)
+            trained_like(model.module, spec.resolution, seed=0)
+            model = type(model)(spec=model.spec, module=model.module, weights="trained-like (seed 0)",
+                                checksum=f"trained-like-{model_id}")
+            calibration = CalibrationSet(source="photo-like procedural images (seed 2)", synthetic=True,
+                                         samples=list(natural_images(128, spec.resolution, seed=2)[:, None]))
+            x, evaluation = natural_images(1, spec.resolution, seed=1), natural_images(64, spec.resolution, seed=3)
+            with torch.inference_mode():
+                reference = model.module(torch.from_numpy(evaluation)).numpy()
+            found = {}
+            for precision, backend_ids in BACKENDS.items():
+                for backend_id in backend_ids:
+                    backend = registry.backends.get(backend_id).create()
+                    artifact = backend.prepare(model, cache, calibration if precision == "int8" else None)
+                    session = backend.load(artifact, model)
+                    ms = median_ms(lambda: session.run(x), args.runs)
+                    logits = np.concatenate([session.run(evaluation[i:i + 1]) for i in range(len(evaluation))])
+                    found[backend_id] = (precision, ms, compare_logits(reference, logits))
+                    print(f"  {model_id} {backend_id}: {ms:.2f} ms", flush=True)
+            rows.append((model_id, found))
+
+    print(f"\n{'model':<14} {'precision':<9} {'best backend':<22} {'ms':>7} {'fp32 / this':>12} "
+          f"{'top-1 agree':>12} {'cosine':>8}")
+    for model_id, found in rows:
+        best = {p: min(((ms, b, a) for b, (q, ms, a) in found.items() if q == p)) for p in BACKENDS}
+        fp32_ms = best["fp32"][0]
+        for precision, (ms, backend_id, agreement) in best.items():
+            print(f"{model_id:<14} {precision:<9} {backend_id:<22} {ms:>7.2f} {fp32_ms / ms:>11.2f}x "
+                  f"{agreement.top1_agreement * 100:>11.1f}% {agreement.mean_cosine:>8.4f}")
+    print("\nevery backend (ms, top-1 agreement with fp32 PyTorch):")
+    for model_id, found in rows:
+        print(f"  {model_id}: " + ", ".join(f"{b} {ms:.2f} ({a.top1_agreement * 100:.0f}%)"
+                                            for b, (_, ms, a) in found.items()))
+
+
+if __name__ == "__main__":
+    main()
