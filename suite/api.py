@@ -117,6 +117,8 @@ class Session(abc.ABC):
     accelerator: str = "cpu"
     #: Operators the delegate handed back to the CPU (empty when the delegate ran everything).
     cpu_fallback_ops: Sequence[str] = ()
+    #: CPU threads the session runs with (None where a device runs the model).
+    threads: int | None = None
 
     @abc.abstractmethod
     def run(self, inputs: np.ndarray) -> np.ndarray:
@@ -171,11 +173,27 @@ class CalibrationSet:
         return {"source": self.source, "samples": len(self.samples), "synthetic": self.synthetic, "sha256": self.digest}
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask: a container's share, not the host's count)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 class Backend(abc.ABC):
     """A framework x delegate pair. Subclasses import their framework lazily."""
 
     def __init__(self, spec: "BackendSpec"):
         self.spec = spec
+        #: CPU threads the run asked for (`--threads`); None: the backend's own default
+        self.threads: int | None = None
+
+    def thread_count(self) -> int:
+        """Threads for a CPU session: the run's setting, else one per core this process may use."""
+        return self.threads or available_cores()
 
     def probe(self) -> Availability:
         """Can the device run here? Allowed to import the framework and look for libraries/devices."""

@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--out", metavar="DIR", help="where results go (default: ./mnv4suite-results)")
     p_run.add_argument("--cache-dir", dest="cache_dir", metavar="DIR",
                        help="artifact cache (default: $MNV4SUITE_CACHE or ~/.cache/mnv4suite)")
+    p_run.add_argument("--threads", type=int, metavar="N",
+                       help="CPU threads per session, recorded in the result (default: each backend's own, "
+                            "one per core this process may use)")
     p_run.add_argument("--cooldown", type=float, metavar="SECONDS",
                        help="pause before each timed test, for thermally limited devices (default: 0)")
     p_run.add_argument("--resume", metavar="RUN_DIR",

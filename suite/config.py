@@ -31,6 +31,7 @@ class RunConfig:
     on_error: str = "stop"
     cache_dir: str | None = None
     cooldown: float = 0.0  # seconds before each timed test
+    threads: int | None = None  # CPU threads per session; None: each backend's default
 
     def __post_init__(self) -> None:
         self.backend = _as_list(self.backend, "backend")
@@ -51,6 +52,9 @@ class RunConfig:
             raise UserError(f"on_error must be 'stop' or 'skip', not '{self.on_error}'")
         if isinstance(self.cooldown, bool) or not isinstance(self.cooldown, (int, float)) or not 0 <= self.cooldown <= 3600:
             raise UserError(f"cooldown must be a number of seconds from 0 to 3600, not {self.cooldown!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or not 1 <= self.threads <= 1024):
+            raise UserError(f"threads must be a whole number from 1 to 1024, not {self.threads!r}")
         if self.count is not None and (not isinstance(self.count, int) or self.count < 1):
             raise UserError(f"count must be a positive integer, not {self.count!r}")
 

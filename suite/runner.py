@@ -188,6 +188,7 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
             run_id=run_id,
             cache_dir=config.cache_dir,
             cooldown_s=config.cooldown,
+            threads=config.threads,
         )
         for model, backend in pairs
         if (model.id, backend.id) not in skipped_pairs

@@ -52,6 +52,8 @@ class Job:
     node: dict[str, Any] | None = None
     #: seconds to pause before a timed test, for thermally limited devices (MLPerf Mobile's cooldown)
     cooldown_s: float = 0.0
+    #: CPU threads for the session (MLPerf Mobile's num_threads); None: the backend's default
+    threads: int | None = None
 
     @property
     def name(self) -> str:
@@ -121,7 +123,7 @@ def execute(job: Job) -> dict[str, Any]:
     out_dir = Path(job.out_dir)
     data = Path(job.data) if job.data else None
 
-    backend = _backend(backend_spec)
+    backend = _backend(backend_spec, job.threads)
     device = backend.probe()
 
     cache = ArtifactCache(Path(job.cache_dir) if job.cache_dir else None)
@@ -178,11 +180,13 @@ def execute(job: Job) -> dict[str, Any]:
     return result
 
 
-def _backend(backend_spec):
+def _backend(backend_spec, threads: int | None = None):
     requirements = backend_spec.requirements()
     if not requirements:
         raise UnavailableError(f"backend '{backend_spec.id}' cannot even prepare its model here: {requirements.explain()}")
-    return backend_spec.create()
+    backend = backend_spec.create()
+    backend.threads = threads
+    return backend
 
 
 def _prepare(job: Job, task, model_spec, backend, cache):
@@ -265,6 +269,8 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
             "unavailable_because": list(device.reasons),
             "accelerator": session.accelerator if (device and session) else "none: the device is not here",
             "cpu_fallback_ops": list(session.cpu_fallback_ops) if (device and session) else [],
+            "threads": session.threads if (device and session) else None,
+            "threads_requested": job.threads,
             "hardware": backend_spec.hardware,
             "provider": registry.plugin_versions.get(provider, provider),
             "artifact": {

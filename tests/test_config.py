@@ -58,3 +58,15 @@ def test_yaml_that_is_not_a_mapping(tmp_path):
     cfg.write_text("- a\n- b\n")
     with pytest.raises(UserError, match="must be a mapping"):
         read_yaml(cfg)
+
+
+def test_scenarios_threads_and_cooldown_are_checked():
+    assert RunConfig(scenario=["offline", "SingleStream", "Offline"]).scenarios == ["Offline", "SingleStream"]
+    assert RunConfig(scenario="SingleStream,Offline").scenarios == ["SingleStream", "Offline"]
+    assert RunConfig(threads=4).threads == 4 and RunConfig(cooldown=2.5).cooldown == 2.5
+    for bad in (0, -1, 2000, True, "4", 1.5):
+        with pytest.raises(UserError, match="threads must be a whole number from 1 to 1024"):
+            RunConfig(threads=bad)
+    for bad in (-1, 4000, float("nan"), "5", True):
+        with pytest.raises(UserError, match="cooldown must be a number of seconds"):
+            RunConfig(cooldown=bad)

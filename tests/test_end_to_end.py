@@ -125,3 +125,21 @@ def test_skipped_files_make_a_partial_result_and_stop_otherwise(run_cli, tmp_pat
     [second] = set(result_files(tmp_path)) - {path}
     details = results.read(second)["task"]["dataset"]["details"]
     assert details["input_cache"]["warm"] is True and results.read(second)["task"]["dataset"]["skipped"] == 1
+
+
+def test_threads_are_a_recorded_setting(run_cli, tmp_path):
+    run = run_cli("run", "--backend", "pytorch-cpu,onnxruntime-cpu", "--model", "tiny-cnn", "--preset", "rapid",
+                  "--threads", "1")
+    assert run.returncode == 0, run.output
+    for path in result_files(tmp_path):
+        backend = results.read(path)["backend"]
+        assert backend["threads"] == 1 and backend["threads_requested"] == 1, backend["id"]
+        assert "1 threads" in backend["accelerator"]
+
+    default = run_cli("run", "--backend", "onnxruntime-cpu", "--model", "tiny-cnn", "--preset", "rapid", "--out", "d")
+    assert default.returncode == 0, default.output
+    [path] = sorted((tmp_path / "d").glob("*/*/result.json"))
+    backend = results.read(path)["backend"]
+    import os
+
+    assert backend["threads_requested"] is None and backend["threads"] == len(os.sched_getaffinity(0))

@@ -8,7 +8,6 @@ falls back silently.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -69,6 +68,7 @@ class OnnxRuntimeSession(Session):
         if provider not in used:  # never let ONNX Runtime silently pick another provider
             raise RuntimeError(f"ONNX Runtime did not enable {provider}; it offered {used}")
         self.input_name = self.session.get_inputs()[0].name
+        self.threads = threads
         self.accelerator = f"CPU (ONNX Runtime {provider}, {threads} threads)"
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
@@ -87,7 +87,7 @@ class OnnxRuntimeCPUBackend(Backend):
         return fp32_onnx_artifact(model, cache)
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
-        return OnnxRuntimeSession(str(artifact.path), self.provider, threads=os.cpu_count() or 1)
+        return OnnxRuntimeSession(str(artifact.path), self.provider, threads=self.thread_count())
 
 
 class OnnxRuntimeCPUInt8Backend(OnnxRuntimeCPUBackend):

@@ -55,6 +55,7 @@ class TorchSession(Session):
         self.channels_last = channels_last
         self.device = torch.device(device)
         self.dtype = dtype
+        self.threads = _threads() if self.device.type == "cpu" else None
         self.accelerator = accelerator or f"CPU (PyTorch eager, {_threads()} threads)"
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
@@ -81,6 +82,7 @@ class CompiledSession(Session):
             warnings.simplefilter("ignore", FutureWarning)  # torch's LeafSpec deprecation, raised on load
             self.runner = torch._inductor.aoti_load_package(path)
         self.channels_last = channels_last
+        self.threads = _threads()
         self.accelerator = f"CPU (PyTorch AOTInductor, {_threads()} threads)"
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
@@ -118,13 +120,23 @@ def check_against_reference(model: PreparedModel, session: Session, what: str,
     return {"check_max_abs_diff": diff, "check_max_abs_logit": scale}
 
 
-class PyTorchCPUBackend(Backend):
-    """Eager PyTorch with BN folded, channels-last, inference mode: the reference backend."""
+class TorchCPUBackend(Backend):
+    """What the CPU backends share: torch's version, and `--threads` as torch's intra-op thread count
+    (process-wide, which is safe: a worker runs one job)."""
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
 
+    def use_threads(self) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+
+
+class PyTorchCPUBackend(TorchCPUBackend):
+    """Eager PyTorch with BN folded, channels-last, inference mode: the reference backend."""
+
     def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
+        self.use_threads()
         module, details = optimize_for_inference(model.module)
         session = TorchSession(module, channels_last=True)
         details.update({f"fold_{k}": v for k, v in check_against_reference(model, session, "the BN-folded model").items()})
@@ -132,6 +144,7 @@ class PyTorchCPUBackend(Backend):
                         details={"threads": _threads(), "inference_mode": True, **details})
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
+        self.use_threads()
         return TorchSession(artifact.payload, channels_last=artifact.details.get("memory_format") == "channels_last")
 
 
@@ -139,14 +152,12 @@ class PyTorchCPUBackend(Backend):
 BF16_RTOL = 0.05
 
 
-class PyTorchCPUBF16Backend(Backend):
+class PyTorchCPUBF16Backend(TorchCPUBackend):
     """The BN-folded channels-last module in bfloat16 (weights and activations): oneDNN runs it on AMX
     or AVX-512 BF16 where the CPU has them, and emulates bf16 (slowly) where it has neither."""
 
-    def versions(self) -> dict[str, str]:
-        return {"torch": torch.__version__}
-
     def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
+        self.use_threads()
         module, details = optimize_for_inference(model.module)
         module = module.to(torch.bfloat16)
         check = check_against_reference(model, self.load(Artifact(kind="torch-eager-bf16", payload=module), model),
@@ -156,6 +167,7 @@ class PyTorchCPUBF16Backend(Backend):
                         details={"threads": _threads(), "dtype": "bfloat16", "isa": bf16_isa(), **details})
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
+        self.use_threads()
         return TorchSession(artifact.payload, channels_last=True, dtype=torch.bfloat16,
                             accelerator=f"CPU (PyTorch eager bf16, {bf16_isa()}, {_threads()} threads)")
 
@@ -202,11 +214,8 @@ def vector_isa() -> str:
 AOTI_CONFIGS: dict[str, Any] = {}
 
 
-class PyTorchCPUCompiledBackend(Backend):
+class PyTorchCPUCompiledBackend(TorchCPUBackend):
     """torch.export + AOTInductor: the rewritten model compiled to a shared library, cached on disk."""
-
-    def versions(self) -> dict[str, str]:
-        return {"torch": torch.__version__}
 
     def cache_key(self, model: PreparedModel) -> dict[str, Any]:
         return {
@@ -226,6 +235,7 @@ class PyTorchCPUCompiledBackend(Backend):
         }
 
     def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
+        self.use_threads()
         key = self.cache_key(model)
         build_s: dict[str, float] = {}
 
@@ -257,6 +267,7 @@ class PyTorchCPUCompiledBackend(Backend):
         return Artifact(kind="aoti-package", path=path, sha256=digest, cached=cached, details=details)
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
+        self.use_threads()
         return CompiledSession(str(artifact.path))
 
 

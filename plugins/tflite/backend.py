@@ -78,7 +78,7 @@ class TFLiteBackend(Backend):
         return tflite_artifact(model, cache, self.spec.precision, self.spec.id, calibration)
 
     def cpu_session(self, path: Path, what: str = "") -> LiteRTSession:
-        session = LiteRTSession(path, threads=cpu_threads())
+        session = LiteRTSession(path, threads=self.thread_count())
         session.accelerator = session.describe_cpu(what)
         return session
 

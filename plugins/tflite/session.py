@@ -12,7 +12,6 @@ the ops it handed back to the CPU, reported in ``cpu_fallback_ops``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +28,9 @@ LABEL_OPS = 6
 
 def cpu_threads() -> int:
     """The cores this process may run on (its affinity mask: a container's share, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+    from mnv4suite.api import available_cores
+
+    return available_cores()
 
 
 @dataclass
