@@ -23,6 +23,7 @@ def result_dir(tmp_path):
         make_result("mnv4-conv-s", latency_ms=2.0),  # published top-1 (73.8) from the catalog
         make_result("mnv4-conv-m", latency_ms=4.0, accuracy=78.0),
         make_result("mnv4-conv-l", latency_ms=9.0, accuracy=77.0),  # dominated by conv-m
+        # measured on another CPU, so on a front of its own (two machines never share one), named in the title
         make_result(EVIL, backend=EVIL, latency_ms=3.0, accuracy=60.0, cpu=EVIL),
         make_result("mnv4-conv-m", backend="fake-npu", hardware="pixel8_edgetpu", estimate_ms=1.1, accuracy=78.0,
                     precision="fp32", status="partial"),
@@ -44,7 +45,8 @@ def test_all_formats_are_written(built):
     assert {p.name for p in rep.written if p.parent == out} == {"report.md", "report.html", "report.json"}
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == sorted(f"pareto-{i:02d}-{key}.{ext}" for i, key in
-                           [(1, "imagenet__host-cpu__SingleStream"), (2, "imagenet__pixel8_edgetpu__SingleStream")]
+                           [(1, "imagenet__host-cpu-script-alert-1-script-__SingleStream"),
+                            (2, "imagenet__host-cpu-Test-CPU-__SingleStream"), (3, "imagenet__pixel8_edgetpu__SingleStream")]
                            for ext in ("png", "svg"))
     assert (out / "plots" / plots[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -63,7 +65,8 @@ def test_invalid_file_is_named_and_skipped(built, result_dir):
 def test_json_carries_kinds_and_the_front(built):
     _, out, _ = built
     data = json.loads((out / "report.json").read_text())
-    [cpu, npu] = data["pareto"]["groups"]
+    [evil_cpu, cpu, npu] = data["pareto"]["groups"]
+    assert (evil_cpu["hardware"], cpu["hardware"]) == (f"host-cpu ({EVIL})", "host-cpu (Test CPU)")
     by_model = {p["model"]: p for p in cpu["points"]}
     assert by_model["mnv4-conv-s"]["accuracy_kind"] == "published" and by_model["mnv4-conv-s"]["accuracy"] == 73.8
     assert by_model["mnv4-conv-m"]["accuracy_kind"] == "measured"
@@ -82,7 +85,7 @@ def test_markdown_marks_estimates_published_and_partial(built):
     conv_s = next(line for line in md.splitlines() if "| mnv4-conv-s" in line)
     assert "73.80 (published)" in conv_s and "★" in conv_s and "~" not in conv_s
     assert EVIL not in md and "&lt;script&gt;" in md
-    assert "![Pareto front: imagenet on host-cpu (SingleStream)](plots/pareto-01-" in md
+    assert "![Pareto front: imagenet on host-cpu (Test CPU) (SingleStream)](plots/pareto-02-" in md
 
 
 def test_html_is_self_contained_escaped_and_marks_kinds(built):
@@ -92,7 +95,7 @@ def test_html_is_self_contained_escaped_and_marks_kinds(built):
     assert not re.search(r"""(src|href)\s*=\s*["'](?!#)""", html)
     assert "<link" not in html and "<script" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert html.count("<svg") == 2  # both plots inline
+    assert html.count("<svg") == 3  # every plot inline
     assert re.search(r'<tr class="[^"]*estimated[^"]*partial', html)
     assert 'class="kind kind-estimated"' in html and 'class="kind kind-published"' in html
     assert "~1.100" not in html and "~1.10" in html
@@ -100,8 +103,9 @@ def test_html_is_self_contained_escaped_and_marks_kinds(built):
 
 def test_svg_plots_escape_names_and_show_the_legend(built):
     _, out, _ = built
-    svg = (out / "plots" / "pareto-01-imagenet__host-cpu__SingleStream.svg").read_text()
+    svg = (out / "plots" / "pareto-01-imagenet__host-cpu-script-alert-1-script-__SingleStream.svg").read_text()
     assert EVIL not in svg and "&lt;script&gt;" in svg
+    svg = (out / "plots" / "pareto-02-imagenet__host-cpu-Test-CPU-__SingleStream.svg").read_text()
     for label in ("latency measured (LoadGen)", "latency estimated (roofline) ~", "accuracy published (paper)", "Pareto front"):
         assert label in svg
 
