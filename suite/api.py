@@ -190,6 +190,8 @@ class Backend(abc.ABC):
         self.spec = spec
         #: CPU threads the run asked for (`--threads`); None: the backend's own default
         self.threads: int | None = None
+        #: samples per inference the session will be given (Offline batches; see BackendSpec.offline_batch)
+        self.batch: int = 1
 
     def thread_count(self) -> int:
         """Threads for a CPU session: the run's setting, else one per core this process may use."""
@@ -249,6 +251,9 @@ class BackendSpec:
     ships_artifact: bool = True
     #: taken by a run that names no backend; precision variants of a backend run when named
     in_default_run: bool = True
+    #: samples per inference in the Offline scenario unless --batch says otherwise; 1: sessions take
+    #: batch 1 only (a file exported or compiled for it)
+    offline_batch: int = 1
 
     def unsupported(self, model: ModelSpec) -> str | None:
         return self.supports(model) if self.supports is not None else None

@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--out", metavar="DIR", help="where results go (default: ./mnv4suite-results)")
     p_run.add_argument("--cache-dir", dest="cache_dir", metavar="DIR",
                        help="artifact cache (default: $MNV4SUITE_CACHE or ~/.cache/mnv4suite)")
+    p_run.add_argument("--batch", type=int, metavar="N",
+                       help="Offline: samples per inference for backends that batch (default: each backend's own, "
+                            "e.g. 8 on the CPU); SingleStream is always 1")
     p_run.add_argument("--threads", type=int, metavar="N",
                        help="CPU threads per session, recorded in the result (default: each backend's own, "
                             "one per core this process may use)")

@@ -32,6 +32,7 @@ class RunConfig:
     cache_dir: str | None = None
     cooldown: float = 0.0  # seconds before each timed test
     threads: int | None = None  # CPU threads per session; None: each backend's default
+    batch: int | None = None  # Offline samples per inference; None: each backend's default
 
     def __post_init__(self) -> None:
         self.backend = _as_list(self.backend, "backend")
@@ -55,6 +56,12 @@ class RunConfig:
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
                                          or not 1 <= self.threads <= 1024):
             raise UserError(f"threads must be a whole number from 1 to 1024, not {self.threads!r}")
+        if self.batch is not None:
+            if isinstance(self.batch, bool) or not isinstance(self.batch, int) or not 1 <= self.batch <= 4096:
+                raise UserError(f"batch must be a whole number from 1 to 4096, not {self.batch!r}")
+            if self.batch > 1 and "Offline" not in self.scenarios:
+                raise UserError(f"--batch {self.batch}: SingleStream answers one sample per query; batches are "
+                                "for the Offline scenario (--scenario Offline)")
         if self.count is not None and (not isinstance(self.count, int) or self.count < 1):
             raise UserError(f"count must be a positive integer, not {self.count!r}")
 

@@ -34,6 +34,8 @@ class HarnessSettings:
     log_dir: Path
     warmup_runs: int = 10
     progress: bool = True
+    #: samples per inference in Offline (SingleStream is always 1); the last batch is padded
+    batch: int = 1
 
 
 @dataclass
@@ -54,52 +56,67 @@ Encoder = Callable[[np.ndarray, int], bytes]
 
 
 class SystemUnderTest:
-    """Answers LoadGen's queries with one inference per sample, then the task's encoding.
+    """Answers LoadGen's queries in batches of `batch` samples (1: one inference per sample), then the
+    task's encoding of each sample's slice of the outputs.
 
-    In performance mode nothing reads the payloads, so the post-processing (identical for every
-    backend, and for detection an NMS that costs milliseconds) is left out of the timed latency.
+    A short last batch is padded by repeating its final sample, as the MLPerf Mobile app does, and only
+    the real samples are answered. In performance mode nothing reads the payloads, so the
+    post-processing (identical for every backend, and for detection an NMS that costs milliseconds) is
+    left out of the timed latency.
     """
 
-    def __init__(self, session: Session, dataset: Dataset, encode: Encoder | None, progress=None):
+    def __init__(self, session: Session, dataset: Dataset, encode: Encoder | None, progress=None, batch: int = 1):
         self.session, self.dataset, self.encode = session, dataset, encode
         self.progress = progress
+        self.batch = batch
         self.failure: BaseException | None = None
+
+    def inputs(self, indices: list[int]) -> np.ndarray:
+        if self.batch == 1:
+            return self.dataset.get(indices[0])
+        samples = [self.dataset.get(i) for i in indices]
+        samples += samples[-1:] * (self.batch - len(samples))
+        return np.concatenate(samples)
 
     def issue_queries(self, query_samples) -> None:
         import mlperf_loadgen as lg
 
-        for sample in query_samples:
+        for start in range(0, len(query_samples), self.batch):
+            chunk = query_samples[start:start + self.batch]
             try:
-                outputs = self.session.run(self.dataset.get(sample.index))
-                payload = self.encode(outputs, sample.index) if self.encode is not None else b""
+                outputs = self.session.run(self.inputs([s.index for s in chunk]))
+                payloads = [self.encode(outputs[i:i + 1], s.index) if self.encode is not None else b""
+                            for i, s in enumerate(chunk)]
             except BaseException as exc:  # noqa: BLE001 - reported after the test, never swallowed
                 self.failure = self.failure or exc
-                payload = b""
-            buffer = np.frombuffer(payload, dtype=np.uint8) if payload else np.zeros(1, np.uint8)
-            response = lg.QuerySampleResponse(sample.id, buffer.ctypes.data, len(payload))
-            lg.QuerySamplesComplete([response])
+                payloads = [b""] * len(chunk)
+            buffers = [np.frombuffer(p, dtype=np.uint8) if p else np.zeros(1, np.uint8) for p in payloads]
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(s.id, b.ctypes.data, len(p))
+                                     for s, b, p in zip(chunk, buffers, payloads)])
             if self.progress is not None:
-                self.progress.update(1)
+                self.progress.update(len(chunk))
 
     def flush_queries(self) -> None:
         pass
 
 
-def measure_warmup(session: Session, dataset: Dataset, runs: int) -> float:
-    """Warm caches and allocators; returns the fastest latency (ms) seen.
+def measure_warmup(session: Session, dataset: Dataset, runs: int, batch: int = 1) -> float:
+    """Warm caches and allocators; returns the fastest latency (ms) seen, per sample.
 
     LoadGen pre-generates min_duration / expected_latency queries; an expectation that is too high
     leaves the test short of its minimum duration, one that is too low costs only memory.
     """
     dataset.load([0])
     sample = dataset.get(0)
+    if batch > 1:
+        sample = np.concatenate([sample] * batch)
     times = []
     for _ in range(max(1, runs)):
         start = time.perf_counter()
         session.run(sample)
         times.append(time.perf_counter() - start)
     dataset.unload([0])
-    return float(np.min(times) * 1e3)
+    return float(np.min(times) * 1e3 / batch)
 
 
 def _settings(lg, cfg: HarnessSettings, expected_ms: float):
@@ -129,7 +146,9 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
     import mlperf_loadgen as lg
 
     # Accuracy mode times nothing and issues every sample whatever the expected latency: no warm-up.
-    expected_ms = measure_warmup(session, dataset, cfg.warmup_runs) if cfg.mode != "accuracy" else 1.0
+    if cfg.batch > 1 and cfg.scenario != "Offline":
+        raise ValueError(f"batch {cfg.batch} in {cfg.scenario}: only Offline batches")
+    expected_ms = measure_warmup(session, dataset, cfg.warmup_runs, cfg.batch) if cfg.mode != "accuracy" else 1.0
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
     progress = None
     if cfg.progress:
@@ -138,7 +157,7 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
         total = len(dataset) if cfg.mode == "accuracy" else None
         progress = tqdm(total=total, desc=f"  {cfg.mode} {cfg.scenario}", unit="query", file=sys.stderr,
                         leave=False, disable=None)  # None: silent when stderr is not a terminal
-    sut_impl = SystemUnderTest(session, dataset, encode if cfg.mode != "performance" else None, progress)
+    sut_impl = SystemUnderTest(session, dataset, encode if cfg.mode != "performance" else None, progress, cfg.batch)
     sut = lg.ConstructSUT(sut_impl.issue_queries, sut_impl.flush_queries)
     qsl = lg.ConstructQSL(len(dataset), dataset.performance_count(), dataset.load, dataset.unload)
     log_settings = lg.LogSettings()

@@ -189,6 +189,7 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
             cache_dir=config.cache_dir,
             cooldown_s=config.cooldown,
             threads=config.threads,
+            batch=batch_size(config, backend, scenario),
         )
         for model, backend in pairs
         if (model.id, backend.id) not in skipped_pairs
@@ -203,6 +204,13 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
                 skipped_backends={k: v for k, v in unavailable.items() if k not in chosen},
                 estimated_backends={k: v for k, v in unavailable.items() if k in chosen},
                 config=config, done=done)
+
+
+def batch_size(config: RunConfig, backend: BackendSpec, scenario: str) -> int:
+    """Offline: --batch, else the backend's own default; SingleStream and backends that take batch 1: 1."""
+    if scenario != "Offline" or backend.offline_batch <= 1:
+        return 1
+    return config.batch or backend.offline_batch
 
 
 def resume_config(run_dir: Path) -> RunConfig:
@@ -320,6 +328,8 @@ def _log_outcome(outcome: Outcome, log) -> None:
         latency = outcome.result["latency"] or {}
         accuracy = (outcome.result["accuracy"] or {}).get("metrics", {})
         figures = [f"p90 {latency['p90_ms']:.2f} ms" if latency.get("p90_ms") is not None else None,
+                   f"{latency['samples_per_s']:.1f} samples/s at batch {outcome.job.batch}"
+                   if outcome.job.scenario == "Offline" and latency.get("samples_per_s") else None,
                    *(f"{name} {value:.2f}" for name, value in accuracy.items()),
                    outcome.result["validity"]["result"],
                    "BUSY machine: " + "; ".join(load["reasons"])

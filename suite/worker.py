@@ -54,6 +54,8 @@ class Job:
     cooldown_s: float = 0.0
     #: CPU threads for the session (MLPerf Mobile's num_threads); None: the backend's default
     threads: int | None = None
+    #: samples per inference (Offline batches; 1 everywhere else)
+    batch: int = 1
 
     @property
     def name(self) -> str:
@@ -123,7 +125,7 @@ def execute(job: Job) -> dict[str, Any]:
     out_dir = Path(job.out_dir)
     data = Path(job.data) if job.data else None
 
-    backend = _backend(backend_spec, job.threads)
+    backend = _backend(backend_spec, job.threads, job.batch)
     device = backend.probe()
 
     cache = ArtifactCache(Path(job.cache_dir) if job.cache_dir else None)
@@ -160,7 +162,7 @@ def execute(job: Job) -> dict[str, Any]:
         report = harness.run_test(
             session, dataset, lambda outputs, index: task.encode(outputs, index, dataset),
             harness.HarnessSettings(scenario=job.scenario, mode=mode, preset=preset, seeds=Seeds(**job.seeds),
-                                    log_dir=log_dir, progress=job.progress),
+                                    log_dir=log_dir, progress=job.progress, batch=job.batch),
         )
     if report is not None and report.machine_load is not None and report.machine_load["quiet"] is False:
         say("warning: the machine was busy while LoadGen timed it (" + "; ".join(report.machine_load["reasons"])
@@ -180,12 +182,12 @@ def execute(job: Job) -> dict[str, Any]:
     return result
 
 
-def _backend(backend_spec, threads: int | None = None):
+def _backend(backend_spec, threads: int | None = None, batch: int = 1):
     requirements = backend_spec.requirements()
     if not requirements:
         raise UnavailableError(f"backend '{backend_spec.id}' cannot even prepare its model here: {requirements.explain()}")
     backend = backend_spec.create()
-    backend.threads = threads
+    backend.threads, backend.batch = threads, batch
     return backend
 
 
@@ -213,7 +215,7 @@ def prepare_only(job: Job) -> list[dict[str, Any]]:
     from mnv4suite.registry import get_registry
 
     registry = get_registry()
-    backend = _backend(registry.backends.get(job.backend))
+    backend = _backend(registry.backends.get(job.backend), job.threads, job.batch)
     cache = ArtifactCache(Path(job.cache_dir) if job.cache_dir else None)
     _prepare(job, registry.tasks.get(job.task).create(), registry.models.get(job.model), backend, cache)
     return [{"key": key, "suffix": suffix, "path": str(path), "sha256": digest}
@@ -282,6 +284,7 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
             },
         },
         "scenario": job.scenario,
+        "batch": job.batch,
         "mode": mode or "none",
         "preset": {"name": preset.name, "min_query_count": preset.min_query_count, "min_duration_ms": preset.min_duration_ms},
         "seeds": dict(job.seeds),

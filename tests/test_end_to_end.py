@@ -143,3 +143,34 @@ def test_threads_are_a_recorded_setting(run_cli, tmp_path):
     import os
 
     assert backend["threads_requested"] is None and backend["threads"] == len(os.sched_getaffinity(0))
+
+
+def test_offline_batches_answer_every_sample_with_the_same_accuracy(run_cli, tmp_path, image_folder):
+    """12 images at batch 5: two full batches and a last one padded from 2 samples to 5."""
+    found = {}
+    for batch in ("1", "5"):
+        run = run_cli("run", "--backend", "pytorch-cpu,onnxruntime-cpu", "--model", "tiny-cnn", "--scenario", "Offline",
+                      "--mode", "accuracy", "--data", str(image_folder), "--batch", batch, "--out", f"b{batch}")
+        assert run.returncode == 0, run.output
+        for path in sorted((tmp_path / f"b{batch}").glob("*/*/result.json")):
+            result = results.read(path)
+            assert result["batch"] == int(batch)
+            payloads = loadgen_log.read_accuracy_payloads(path.parent / "loadgen")
+            assert sorted(payloads) == list(range(12))
+            found[(result["backend"]["id"], batch)] = (result["accuracy"]["metrics"], payloads)
+    for backend in ("pytorch-cpu", "onnxruntime-cpu"):
+        assert found[(backend, "1")] == found[(backend, "5")], backend
+    onnx = results.read(next((tmp_path / "b5").glob("*/*onnxruntime-cpu*/result.json")))
+    assert onnx["backend"]["artifact"]["details"]["input_shape"] == [5, 3, 32, 32]  # exported at the batch size
+
+
+def test_batch_is_for_offline_and_backends_that_batch(run_cli, tmp_path):
+    run = run_cli("run", "--backend", "pytorch-cpu", "--model", "tiny-cnn", "--batch", "8")
+    assert run.returncode != 0 and "batches are for the Offline scenario" in run.stderr
+    run = run_cli("run", "--backend", "pytorch-cpu,fake-npu", "--model", "tiny-cnn", "--scenario", "Offline",
+                  "--preset", "rapid")
+    assert run.returncode == 0, run.output
+    found = {r["backend"]["id"]: r for r in map(results.read, result_files(tmp_path))}
+    assert found["pytorch-cpu"]["batch"] == 8  # the backend's own Offline default
+    assert found["pytorch-cpu"]["validity"]["result"] == "VALID" and "samples/s at batch 8" in run.stderr
+    assert found["fake-npu"]["batch"] == 1  # its sessions take batch 1

@@ -30,6 +30,7 @@ def register_backends():
             hardware="host-cpu",
             implementation="mnv4suite.plugins.onnxruntime.backend:OnnxRuntimeCPUBackend",
             requires=REQUIRES,
+            offline_batch=8,  # the export is made at the batch size
             summary="ONNX Runtime CPUExecutionProvider on a torch.onnx export (cached by content hash)",
         ),
         BackendSpec(
@@ -52,6 +53,7 @@ def register_backends():
             hardware="cuda-gpu",
             implementation="mnv4suite.plugins.onnxruntime.backend:OnnxRuntimeCUDABackend",
             requires=REQUIRES,
+            offline_batch=64,
             probe_hook=probes.cuda_probe,
             summary="ONNX Runtime CUDAExecutionProvider (onnxruntime-gpu), strict fp32 (TF32 off); ops ORT "
                     "leaves on the CPU are reported",

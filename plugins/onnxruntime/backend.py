@@ -32,9 +32,9 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def fp32_onnx_artifact(model: PreparedModel, cache) -> Artifact:
-    """The fp32 ONNX export of the reference model, cached by everything it depends on."""
-    shape = model.spec.input_shape(1)
+def fp32_onnx_artifact(model: PreparedModel, cache, batch: int = 1) -> Artifact:
+    """The fp32 ONNX export of the reference model at a fixed batch size, cached by everything it depends on."""
+    shape = model.spec.input_shape(batch)
     key = {
         "model": model.spec.id,
         "weights": model.checksum,
@@ -45,7 +45,8 @@ def fp32_onnx_artifact(model: PreparedModel, cache) -> Artifact:
         **exporter_version(),
     }
     path, digest, cached = cache.fetch_or_build(key, ".onnx", lambda tmp: export_onnx(model.module, shape, tmp))
-    return Artifact(kind="onnx", path=path, sha256=digest, cached=cached, details={"opset": ONNX_OPSET})
+    return Artifact(kind="onnx", path=path, sha256=digest, cached=cached,
+                    details={"opset": ONNX_OPSET, "input_shape": list(shape)})
 
 
 def assigned_nodes(session: "ort.InferenceSession") -> dict[str, list[str]]:
@@ -84,7 +85,7 @@ class OnnxRuntimeCPUBackend(Backend):
         return {"onnxruntime": ort.__version__, "onnx": onnx.__version__, **exporter_version()}
 
     def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
-        return fp32_onnx_artifact(model, cache)
+        return fp32_onnx_artifact(model, cache, self.batch)
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
         return OnnxRuntimeSession(str(artifact.path), self.provider, threads=self.thread_count())

@@ -23,6 +23,7 @@ def register_backends():
             implementation=f"{IMPL}:PyTorchCPUBackend",
             requires=(TORCH,),
             ships_artifact=False,  # the module itself, built in the worker
+            offline_batch=8,
             summary="PyTorch eager on the host CPU: BN folded into convs, channels-last, inference mode",
         ),
         BackendSpec(
@@ -35,6 +36,7 @@ def register_backends():
             requires=(TORCH,),
             ships_artifact=False,
             in_default_run=False,
+            offline_batch=8,
             summary="PyTorch eager on the host CPU in bfloat16 (AMX / AVX-512 BF16 through oneDNN), BN folded, "
                     "channels-last",
         ),
@@ -60,6 +62,7 @@ def register_backends():
             requires=(TORCH,),
             probe_hook=probe_cuda,
             ships_artifact=False,
+            offline_batch=256,
             summary="PyTorch eager on an NVIDIA GPU, fp32 without TF32, BN folded, channels-last",
         ),
     ]

@@ -102,7 +102,7 @@ class RayExecutor:
         nodes = {n.id for n in (*self.lab.holders(spec), *self.lab.preparers(spec))}
         if not spec.ships_artifact or len(nodes) < 2:
             return None
-        return (job.task, job.model, job.backend, job.weights, job.data)
+        return (job.task, job.model, job.backend, job.weights, job.data, job.batch)
 
     def describe(self, jobs: Sequence[Job]) -> list[str]:
         """The plan as the run will carry it out: where each job goes, and how many artifacts travel."""
