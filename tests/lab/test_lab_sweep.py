@@ -39,9 +39,10 @@ def sweep(two_node_lab, tmp_path_factory):
     base = tmp_path_factory.mktemp("sweep")
     data = make_image_folder(base / "imagenet", [f"n{i:08d}" for i in range(3)], per_class=4)
     (data / "LOC_synset_mapping.txt").write_text("".join(f"n{i:08d} class {i}\n" for i in range(1000)))
+    # --batch 1: both onnxruntime-cpu jobs need the same (batch-1) export, which the lab builds once
     run = two_node_lab.driver("--backend", "onnxruntime-cpu,lab-npu,fake-npu", "--model", "tiny-cnn",
-                              "--scenario", "SingleStream,Offline", "--preset", "rapid", "--data", str(data),
-                              "--out", "out", cwd=base)
+                              "--scenario", "SingleStream,Offline", "--batch", "1", "--preset", "rapid",
+                              "--data", str(data), "--out", "out", cwd=base)
     assert run.returncode == 0, run.stdout + run.stderr
     [run_dir] = (base / "out").iterdir()
     return run, run_dir, data
