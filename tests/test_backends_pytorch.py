@@ -351,6 +351,7 @@ def test_cuda_backend_without_a_gpu_prepares_has_no_stand_in_and_refuses_to_load
         assert f"torch is the CPU build ({torch.__version__}): no CUDA" in found.reasons
     artifact = b.prepare(model, ArtifactCache(None))  # device-free
     assert artifact.details["fold_check_max_abs_diff"] < 1e-4 and artifact.details["fp32"] == "IEEE (TF32 off)"
+    assert artifact.details["execution"] == "CUDA graph replay"
     assert b.stand_in(artifact, model) is None
     with pytest.raises(UnavailableError, match="pytorch-cuda cannot run here"):
         b.load(artifact, model)
@@ -369,17 +370,54 @@ def test_cuda_run_without_a_gpu_says_so_and_measures_nothing(run_cli, tmp_path, 
     assert result["validity"]["result"] == "NOT-MEASURED"
 
 
-@pytest.mark.skipif(not HAS_CUDA, reason="needs an NVIDIA GPU and a CUDA build of torch")
+NEEDS_GPU = pytest.mark.skipif(not HAS_CUDA, reason="needs an NVIDIA GPU and a CUDA build of torch")
+
+
+@NEEDS_GPU
 def test_cuda_logits_match_the_cpu_reference():
     model = tiny_model()
     b = SPECS["pytorch-cuda"].create()
     assert b.probe()
     artifact = b.prepare(model, ArtifactCache(None))
     session = b.load(artifact, model)
-    assert session.accelerator.startswith("GPU (cuda:")
+    assert session.accelerator.startswith("GPU (cuda:") and "CUDA graph" in session.accelerator
     assert artifact.details["gpu_check_max_abs_diff"] < 1e-4
+    assert artifact.details["graph_vs_eager_max_abs_diff_batch1"] <= 1e-5
+    assert not torch.backends.cudnn.allow_tf32 or torch.backends.cudnn.conv.fp32_precision == "ieee"
     x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
     np.testing.assert_allclose(session.run(x), backend.reference_logits(model, x), atol=1e-4)
+
+
+@NEEDS_GPU
+def test_cuda_graph_replays_fresh_inputs_and_captures_each_batch_size_once():
+    """A replay must read this query's input (not the capture's) and return a copy, not the static buffer."""
+    model = tiny_model()
+    b = SPECS["pytorch-cuda"].create()
+    b.batch = 4
+    session = b.load(b.prepare(model, ArtifactCache(None)), model)
+    assert set(session.graphs) == {model.spec.input_shape(1), model.spec.input_shape(4)}  # captured at load
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal(model.spec.input_shape(4)).astype(np.float32) for _ in range(3)]
+    outs = [session.run(x) for x in xs]
+    for x, out in zip(xs, outs):  # earlier answers untouched by later replays
+        np.testing.assert_allclose(out, backend.reference_logits(model, x), atol=1e-4)
+    session.run(xs[0][:2])  # a new shape is captured (and checked) on first use
+    assert model.spec.input_shape(2) in session.graphs and len(session.graphs) == 3
+
+
+@NEEDS_GPU
+@pytest.mark.parametrize("backend_id, dtype", [("pytorch-cuda-fp16", torch.float16), ("pytorch-cuda-bf16", torch.bfloat16)])
+def test_cuda_half_precision_graphs_take_fp32_inputs_and_stay_near_fp32(backend_id, dtype):
+    model = tiny_model()
+    b = SPECS[backend_id].create()
+    artifact = b.prepare(model, ArtifactCache(None))
+    assert artifact.details["dtype"] == str(dtype).removeprefix("torch.")
+    session = b.load(artifact, model)
+    assert all(p.dtype == dtype for p in session.module.parameters())
+    x = np.random.default_rng(3).standard_normal(model.spec.input_shape(1)).astype(np.float32)
+    got, ref = session.run(x), backend.reference_logits(model, x)
+    assert got.dtype == np.float32
+    assert np.max(np.abs(got - ref)) <= backend.HALF_RTOL * max(1.0, np.max(np.abs(ref)))
 
 
 def test_probe_hooks_import_no_framework():
@@ -396,9 +434,16 @@ def test_probe_hooks_import_no_framework():
 
 
 def test_specs():
-    assert set(SPECS) == {"pytorch-cpu", "pytorch-cpu-bf16", "pytorch-cpu-compiled", "pytorch-cuda"}
+    assert set(SPECS) == {"pytorch-cpu", "pytorch-cpu-bf16", "pytorch-cpu-compiled", "pytorch-cuda",
+                          "pytorch-cuda-fp16", "pytorch-cuda-bf16"}
     assert all(isinstance(s, BackendSpec) and s.framework == "torch" for s in SPECS.values())
-    assert {s.id: s.precision for s in SPECS.values() if s.precision != "fp32"} == {"pytorch-cpu-bf16": "bf16"}
+    assert {s.id: s.precision for s in SPECS.values() if s.precision != "fp32"} == {
+        "pytorch-cpu-bf16": "bf16", "pytorch-cuda-fp16": "fp16", "pytorch-cuda-bf16": "bf16"}
+    assert [s.id for s in SPECS.values() if not s.in_default_run] == [
+        "pytorch-cpu-bf16", "pytorch-cuda-fp16", "pytorch-cuda-bf16"]  # precision variants run when named
+    for variant in ("pytorch-cuda-fp16", "pytorch-cuda-bf16"):  # the fp32 backend's probe, hardware, batch
+        assert SPECS[variant].probe_hook is SPECS["pytorch-cuda"].probe_hook
+        assert SPECS[variant].offline_batch == SPECS["pytorch-cuda"].offline_batch == 256
     assert SPECS["pytorch-cuda"].hardware == "cuda-gpu" and SPECS["pytorch-cpu"].hardware == "host-cpu"
 
 

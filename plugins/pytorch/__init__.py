@@ -63,6 +63,25 @@ def register_backends():
             probe_hook=probe_cuda,
             ships_artifact=False,
             offline_batch=256,
-            summary="PyTorch eager on an NVIDIA GPU, fp32 without TF32, BN folded, channels-last",
+            summary="PyTorch on an NVIDIA GPU, one CUDA graph replayed per query, fp32 without TF32, BN folded, "
+                    "channels-last",
+        ),
+        *(
+            BackendSpec(
+                id=f"pytorch-cuda-{precision}",
+                framework="torch",
+                delegate="cuda",
+                precision=precision,
+                hardware="cuda-gpu",
+                implementation=f"{IMPL}:PyTorchCUDA{precision.upper()}Backend",
+                requires=(TORCH,),
+                probe_hook=probe_cuda,
+                ships_artifact=False,
+                in_default_run=False,
+                offline_batch=256,
+                summary=f"PyTorch on an NVIDIA GPU in {name}, one CUDA graph replayed per query, BN folded, "
+                        "channels-last",
+            )
+            for precision, name in (("fp16", "float16"), ("bf16", "bfloat16"))
         ),
     ]

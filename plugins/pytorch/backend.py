@@ -1,4 +1,4 @@
-"""PyTorch backends: eager on the CPU (the reference), AOTInductor-compiled on the CPU, eager on CUDA.
+"""PyTorch backends: eager on the CPU (the reference), AOTInductor-compiled on the CPU, CUDA graphs.
 
 All three run the same inference rewrite of the model (``optimize.py``): BatchNorm folded into
 the preceding conv and channels-last memory format, checked against the unmodified module before
@@ -12,10 +12,13 @@ the artifact is used (``fold_check_max_abs_diff`` in the artifact details).
   version and git revision, the compiler, the CPU vector ISA inductor generated code for, the
   input shape and memory format, and the rewrite. Not the thread count: the generated OpenMP
   loops take it at run time (``#pragma omp parallel`` without ``num_threads``, checked on 2.13).
-* ``pytorch-cuda``: the rewritten module on an NVIDIA GPU in fp32. TF32 is switched off for
-  convolutions and matmuls, so "fp32" means IEEE fp32 as on the CPU (PyTorch lets cuDNN convs
-  use TF32 by default, which keeps only 10 mantissa bits). No stand-in when the GPU is missing:
-  a CPU run of the same fp32 model is exactly what ``pytorch-cpu`` reports, under its own name.
+* ``pytorch-cuda``: the rewritten module on an NVIDIA GPU in fp32, captured in a CUDA graph per
+  input shape and replayed per query (eager batch-1 inference is launch bound and would report the
+  host's Python overhead as the GPU's latency). TF32 is switched off for convolutions and matmuls,
+  so "fp32" means IEEE fp32 as on the CPU (PyTorch lets cuDNN convs use TF32 by default, which
+  keeps only 10 mantissa bits). ``pytorch-cuda-fp16`` / ``-bf16``: the same graph in half precision.
+  No stand-in when the GPU is missing: a CPU run of the same fp32 model is exactly what
+  ``pytorch-cpu`` reports, under its own name.
 """
 
 from __future__ import annotations
@@ -93,9 +96,13 @@ class CompiledSession(Session):
             return self.runner(x).numpy()
 
 
+def check_input_of_shape(shape: tuple[int, ...]) -> np.ndarray:
+    """A seeded input (same every run, independent of global RNG state)."""
+    return np.random.default_rng(CHECK_SEED).standard_normal(shape).astype(np.float32)
+
+
 def check_input(model: PreparedModel, batch: int = 1) -> np.ndarray:
-    """A seeded input of the model's shape (same every run, independent of global RNG state)."""
-    return np.random.default_rng(CHECK_SEED).standard_normal(model.spec.input_shape(batch)).astype(np.float32)
+    return check_input_of_shape(tuple(model.spec.input_shape(batch)))
 
 
 def reference_logits(model: PreparedModel, inputs: np.ndarray) -> np.ndarray:
@@ -305,8 +312,99 @@ def cuda_availability() -> Availability:
     return Availability.ok(f"cuda:{index} {name} (compute capability {major}.{minor}, CUDA {torch.version.cuda})")
 
 
+class CUDAGraphSession(Session):
+    """The module captured in one CUDA graph per input shape and replayed per query.
+
+    Eager batch-1 inference on a GPU is bound by kernel launches (hundreds per MNv4 model), so eager
+    timing reports the launch overhead of the host, not the GPU. A graph launches the whole model at
+    once. Each query still pays the full trip: host array -> pinned buffer -> device input (copy in the
+    graph's stream), replay, device output -> pinned buffer, synchronize. The dtype cast and the
+    channels-last reorder are captured inside the graph, so fp16/bf16 sessions take fp32 inputs as
+    every other session does. Every captured graph is checked against the eager module on the same
+    input before it answers a query.
+    """
+
+    def __init__(self, module: torch.nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool,
+                 accelerator: str, check_rtol: float = FOLD_RTOL):
+        self.module = module.eval()
+        self.device = device
+        self.dtype = dtype
+        self.channels_last = channels_last
+        self.accelerator = accelerator
+        self.check_rtol = check_rtol
+        self.threads = None
+        self.stream = torch.cuda.Stream(device=device)
+        self.graphs: dict[tuple[int, ...], _CapturedGraph] = {}
+        #: max |graph - eager| per captured shape, for the artifact's details
+        self.checks: dict[str, float] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dtype != torch.float32:
+            x = x.to(self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.module(x).float()
+
+    def capture(self, shape: tuple[int, ...]) -> "_CapturedGraph":
+        """Warm up (cuDNN picks its algorithms, lazy inits happen), capture, check against eager."""
+        with torch.cuda.device(self.device), torch.no_grad():
+            captured = _CapturedGraph(self, shape)
+            x = check_input_of_shape(shape)
+            eager = self.forward(torch.from_numpy(x).to(self.device)).cpu().numpy()
+            got = captured.replay(x)
+        diff = float(np.max(np.abs(eager - got)))
+        scale = float(np.max(np.abs(eager)))
+        if not diff <= self.check_rtol * max(scale, 1.0):
+            raise RuntimeError(f"the CUDA graph for input {shape} disagrees with the eager module on the GPU: max "
+                               f"|diff| {diff:.3g} for logits up to {scale:.3g}. Refusing to time a graph that "
+                               "computes something else; please report this with the model id")
+        self.checks[f"graph_vs_eager_max_abs_diff_batch{shape[0]}"] = diff
+        self.graphs[shape] = captured
+        return captured
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        captured = self.graphs.get(inputs.shape) or self.capture(tuple(inputs.shape))
+        return captured.replay(inputs)
+
+
+class _CapturedGraph:
+    """Static buffers of one captured shape: pinned host in/out, device in/out, the graph itself."""
+
+    WARMUP_RUNS = 3
+
+    def __init__(self, session: CUDAGraphSession, shape: tuple[int, ...]):
+        self.stream = session.stream
+        self.host_in = torch.empty(shape, dtype=torch.float32, pin_memory=True)
+        self.device_in = torch.zeros(shape, dtype=torch.float32, device=session.device)
+        # Warm-up on the capture stream, as torch.cuda.graph requires of code it has not seen run.
+        self.stream.wait_stream(torch.cuda.current_stream(session.device))
+        with torch.cuda.stream(self.stream):
+            for _ in range(self.WARMUP_RUNS):
+                session.forward(self.device_in)
+        self.stream.synchronize()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, stream=self.stream):
+            self.device_out = session.forward(self.device_in)
+        self.host_out = torch.empty(self.device_out.shape, dtype=torch.float32, pin_memory=True)
+        self.host_in_np, self.host_out_np = self.host_in.numpy(), self.host_out.numpy()
+
+    def replay(self, inputs: np.ndarray) -> np.ndarray:
+        np.copyto(self.host_in_np, inputs, casting="same_kind")
+        with torch.cuda.stream(self.stream):
+            self.device_in.copy_(self.host_in, non_blocking=True)
+            self.graph.replay()
+            self.host_out.copy_(self.device_out, non_blocking=True)
+        self.stream.synchronize()  # the query is complete when its logits are in host memory
+        return self.host_out_np.copy()
+
+
 class PyTorchCUDABackend(Backend):
-    """Eager PyTorch on an NVIDIA GPU, fp32 (IEEE, no TF32), BN folded, channels-last."""
+    """PyTorch on an NVIDIA GPU, fp32 (IEEE, no TF32), BN folded, channels-last, replayed as CUDA graphs."""
+
+    dtype = torch.float32
+    #: logits against the fp32 CPU reference, relative to the largest logit
+    rtol = FOLD_RTOL
+    label = "fp32, TF32 off"
 
     def probe(self) -> Availability:
         found = self.spec.requirements()
@@ -325,20 +423,45 @@ class PyTorchCUDABackend(Backend):
         module, details = optimize_for_inference(model.module)
         check = check_against_reference(model, TorchSession(module, channels_last=True), "the BN-folded model")
         details.update({f"fold_{k}": v for k, v in check.items()})
-        return Artifact(kind="torch-eager", payload=module, details={"fp32": "IEEE (TF32 off)", **details})
+        return Artifact(kind="torch-cuda-graph", payload=module,
+                        details={"dtype": str(self.dtype).removeprefix("torch."), "execution": "CUDA graph replay",
+                                 **({"fp32": "IEEE (TF32 off)"} if self.dtype == torch.float32 else {}), **details})
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
         found = cuda_availability()
         if not found:
-            raise UnavailableError(f"pytorch-cuda cannot run here: {found.explain()}")
+            raise UnavailableError(f"{self.spec.id} cannot run here: {found.explain()}")
         set_ieee_fp32()
-        torch.backends.cudnn.benchmark = True  # one fixed input shape: pick the fastest algorithms once
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest algorithms once
         device = torch.device("cuda", torch.cuda.current_device())
-        module = artifact.payload.to(device)
-        accelerator = f"GPU ({found.notes[0]}; PyTorch eager fp32, TF32 off)"
-        session = TorchSession(module, channels_last=artifact.details.get("memory_format") == "channels_last",
-                               device=str(device), accelerator=accelerator)
+        module = artifact.payload.to(device=device, dtype=self.dtype)
+        session = CUDAGraphSession(
+            module, device, self.dtype, channels_last=artifact.details.get("memory_format") == "channels_last",
+            accelerator=f"GPU ({found.notes[0]}; PyTorch {self.label}, CUDA graph replay)",
+        )
+        for batch in dict.fromkeys((1, self.batch)):  # capture now, not in the first query
+            session.capture(tuple(model.spec.input_shape(batch)))
         # The GPU's logits against the CPU reference: recorded with the artifact, raised on disagreement.
-        check = check_against_reference(model, session, "the model on the GPU")
-        artifact.details.update({f"gpu_{k}": v for k, v in check.items()})
+        check = check_against_reference(model, session, "the model on the GPU", rtol=self.rtol)
+        artifact.details.update({f"gpu_{k}": v for k, v in check.items()}, **session.checks)
         return session
+
+
+#: fp16 keeps 10 mantissa bits, bf16 8: logits agree with fp32 to about 1% of the largest (as BF16_RTOL).
+HALF_RTOL = 0.05
+
+
+class PyTorchCUDAFP16Backend(PyTorchCUDABackend):
+    """The same graph in float16: tensor cores, half the bytes moved."""
+
+    dtype = torch.float16
+    rtol = HALF_RTOL
+    label = "fp16"
+
+
+class PyTorchCUDABF16Backend(PyTorchCUDABackend):
+    """The same graph in bfloat16: fp32's range, tensor cores (Ampere and later)."""
+
+    dtype = torch.bfloat16
+    rtol = HALF_RTOL
+    label = "bf16"
