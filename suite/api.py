@@ -254,6 +254,9 @@ class BackendSpec:
     #: samples per inference in the Offline scenario unless --batch says otherwise; 1: sessions take
     #: batch 1 only (a file exported or compiled for it)
     offline_batch: int = 1
+    #: a reduced-precision variant's fp32 backend: a run measuring accuracy adds its accuracy job, so
+    #: the variant's accuracy is reported against fp32 of the same weights on the same samples
+    fp32_reference: str | None = None
 
     def unsupported(self, model: ModelSpec) -> str | None:
         return self.supports(model) if self.supports is not None else None

@@ -188,7 +188,8 @@ EXECUTION_OPTIONS = ("resume", "ray", "node")
 
 
 def _run(config, registry, executor, resume) -> int:
-    from mnv4suite import runner
+    from mnv4suite import precision, runner
+    from mnv4suite.fileio import atomic_write_json
     from mnv4suite.reports.table import results_table
 
     plan = runner.plan(config, registry, executor.lab if executor else None, resume=resume)
@@ -196,6 +197,8 @@ def _run(config, registry, executor, resume) -> int:
         print(f"note: skipping backend {backend_id}: {found.explain()}", file=sys.stderr)
     for (model_id, backend_id), why in plan.skipped_pairs.items():
         print(f"note: skipping {model_id} on {backend_id}: {why}", file=sys.stderr)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
     for backend_id, found in plan.estimated_backends.items():
         print(f"note: {backend_id} cannot run here ({found.explain()}): its model is still prepared, accuracy "
               "runs on a faithful stand-in where one exists, and latency is an estimate, labelled as such",
@@ -211,6 +214,11 @@ def _run(config, registry, executor, resume) -> int:
     done = [o.result for o in outcomes if o.ok]
     if done:
         print(results_table(done))
+    compared = precision.compare(done, registry.backends.items.get)
+    if compared:
+        atomic_write_json(plan.run_dir / precision.COMPARISON_FILE, compared)
+        print(f"\naccuracy against fp32 of the same weights (also in {precision.COMPARISON_FILE}):")
+        print(precision.render(compared))
     print(f"\n{len(done)} of {plan.total} job(s) complete; result files under {plan.run_dir}", file=sys.stderr)
     if len(done) < plan.total:
         print(f"finish it later with: mnv4suite run --resume {plan.run_dir}", file=sys.stderr)

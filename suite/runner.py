@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from mnv4suite import results
+from mnv4suite import precision, results
 from mnv4suite.api import Availability, BackendSpec, ModelSpec, check_requirements
 from mnv4suite.config import RunConfig
 from mnv4suite.errors import UnavailableError, UserError
@@ -43,6 +43,7 @@ class Plan:
     estimated_backends: dict[str, Availability] = field(default_factory=dict)  # run without their device
     config: RunConfig | None = None
     done: list["Outcome"] = field(default_factory=list)  # jobs of a resumed run whose valid result is there
+    notes: list[str] = field(default_factory=list)  # what the planner added or left out, and why
 
     @property
     def total(self) -> int:
@@ -140,7 +141,8 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
     if not missing:
         raise UnavailableError(f"task '{task_spec.id}' cannot run here: {missing.explain()}")
     models = _select_models(config, registry, task_spec.model_kind, task_spec.id)
-    backends, unavailable = _select_backends(config, registry, where or ThisHost())
+    where = where or ThisHost()
+    backends, unavailable = _select_backends(config, registry, where)
 
     data = None
     if config.data:
@@ -195,6 +197,8 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
         if (model.id, backend.id) not in skipped_pairs
         for scenario in config.scenarios
     ]
+    references, notes = precision.reference_jobs(jobs, registry.backends.items.get, where.probe)
+    jobs += references
     for job in jobs:
         job.out_dir = str(run_dir / job.name)
     done = [o for o in map(finished_outcome, jobs) if o is not None] if resume is not None else []
@@ -203,7 +207,7 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
     return Plan(run_dir=run_dir, jobs=[j for j in jobs if j.name not in finished], skipped_pairs=skipped_pairs,
                 skipped_backends={k: v for k, v in unavailable.items() if k not in chosen},
                 estimated_backends={k: v for k, v in unavailable.items() if k in chosen},
-                config=config, done=done)
+                config=config, done=done, notes=notes)
 
 
 def batch_size(config: RunConfig, backend: BackendSpec, scenario: str) -> int:

@@ -42,6 +42,7 @@ def register_backends():
             implementation="mnv4suite.plugins.onnxruntime.backend:OnnxRuntimeCPUInt8Backend",
             requires=REQUIRES,
             in_default_run=False,
+            fp32_reference="onnxruntime-cpu",
             summary="ONNX Runtime CPUExecutionProvider on an int8 QDQ model (U8S8, per-channel, calibrated on "
                     "the task's data): MLAS integer kernels, VNNI/AMX where the CPU has them",
         ),

@@ -36,6 +36,7 @@ def register_backends():
             requires=(TORCH,),
             ships_artifact=False,
             in_default_run=False,
+            fp32_reference="pytorch-cpu",
             offline_batch=8,
             summary="PyTorch eager on the host CPU in bfloat16 (AMX / AVX-512 BF16 through oneDNN), BN folded, "
                     "channels-last",
@@ -78,6 +79,7 @@ def register_backends():
                 probe_hook=probe_cuda,
                 ships_artifact=False,
                 in_default_run=False,
+                fp32_reference="pytorch-cuda",
                 offline_batch=256,
                 summary=f"PyTorch on an NVIDIA GPU in {name}, one CUDA graph replayed per query, BN folded, "
                         "channels-last",

@@ -66,6 +66,7 @@ def register_backends():
             requires=REQUIRES,
             supports=keras_twin,
             in_default_run=False,
+            fp32_reference="tflite-cpu",
             summary="LiteRT interpreter with XNNPACK on the host CPU, full-int8 .tflite calibrated on the task's "
                     "data (the same file the Edge TPU and Hexagon backends use)",
         ),
