@@ -504,8 +504,15 @@ def test_cpu_int8_backend_quantizes_on_the_calibration_set_and_runs_qdq(tiny_mod
     calibration = CalibrationSet("photo-like images", True, list(natural_images(32, 32, seed=2)[:, None]))
     artifact = int8.prepare(tiny_model, cache, calibration)
     assert artifact.kind == "onnx-qdq-int8" and artifact.details["calibration"]["sha256"] == calibration.digest
-    ops = {node.op_type for node in onnx.load(str(artifact.path)).graph.node}
+    graph = onnx.load(str(artifact.path)).graph
+    ops = {node.op_type for node in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    # the stem conv reads the float image directly and its weights stay float; every other conv is int8
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    float_weights = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    assert convs[0].input[0] == graph.input[0].name and convs[0].input[1] in float_weights
+    assert all(c.input[0] != graph.input[0].name and c.input[1] not in float_weights for c in convs[1:])
+    assert len(convs) > 1
     again = int8.prepare(tiny_model, cache, calibration)
     assert again.cached and again.sha256 == artifact.sha256
     other = int8.prepare(tiny_model, cache, CalibrationSet("other", True, calibration.samples[:8]))
