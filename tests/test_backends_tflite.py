@@ -453,6 +453,13 @@ def test_tflite_cpu_matches_pytorch_on_conv_s(conv_s, fp32_artifact, shared_dir)
     assert agreement.max_abs_diff < 1e-4 and agreement.top1_agreement == 1.0
     assert np.allclose(session.run(batch[:2]), got[:2], atol=1e-6), "a batch runs image by image"
 
+    batched = backend("tflite-cpu")
+    batched.batch = 4  # batched Offline: the batch-1 file's input resized, one invoke per 4 images
+    session4 = batched.load(fp32_artifact, conv_s)
+    assert session4.batch == 4 and session4.batch_note == "" and session4.input_shape[0] == 4
+    got4 = session4.run(batch)  # 6 or 7 images: a full batch and a padded one
+    assert got4.shape == got.shape and np.max(np.abs(got4 - got)) < 1e-5
+
 
 @needs_tflite
 def test_second_prepare_is_a_cache_hit_without_conversion(conv_s, fp32_artifact, shared_cache, monkeypatch):

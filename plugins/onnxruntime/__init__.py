@@ -43,6 +43,7 @@ def register_backends():
             requires=REQUIRES,
             in_default_run=False,
             fp32_reference="onnxruntime-cpu",
+            offline_batch=8,  # the batch-8 export, quantized
             summary="ONNX Runtime CPUExecutionProvider on an int8 QDQ model (U8S8, per-channel, calibrated on "
                     "the task's data): MLAS integer kernels, VNNI/AMX where the CPU has them",
         ),

@@ -97,7 +97,7 @@ class OnnxRuntimeCPUInt8Backend(OnnxRuntimeCPUBackend):
     def prepare(self, model: PreparedModel, cache, calibration=None) -> Artifact:
         from .quantize import cpu_int8_artifact
 
-        return cpu_int8_artifact(model, cache, calibration, self.spec.id)
+        return cpu_int8_artifact(model, cache, calibration, self.spec.id, self.batch)
 
     def load(self, artifact: Artifact, model: PreparedModel) -> Session:
         session = super().load(artifact, model)

@@ -40,31 +40,35 @@ CPU_QUANTIZATION = {
 
 
 class SamplesReader:
-    """An onnxruntime ``CalibrationDataReader`` over the calibration set's NCHW float32 samples."""
+    """An onnxruntime ``CalibrationDataReader`` over the calibration set's NCHW float32 samples, in
+    batches of ``batch`` (the model's fixed batch size; the last batch repeats its final sample,
+    which leaves MinMax ranges unchanged)."""
 
-    def __init__(self, input_name: str, samples: list[np.ndarray]):
+    def __init__(self, input_name: str, samples: list[np.ndarray], batch: int = 1):
         self.input_name = input_name
         self.samples = samples
+        self.batch = batch
         self.index = 0
 
     def get_next(self):
         if self.index >= len(self.samples):
             return None
-        sample = np.ascontiguousarray(self.samples[self.index], dtype=np.float32)
-        self.index += 1
-        return {self.input_name: sample if sample.ndim == 4 else sample[None]}
+        chunk = [s if s.ndim == 4 else s[None] for s in self.samples[self.index:self.index + self.batch]]
+        chunk += chunk[-1:] * (self.batch - len(chunk))
+        self.index += self.batch
+        return {self.input_name: np.ascontiguousarray(np.concatenate(chunk), dtype=np.float32)}
 
     def rewind(self) -> None:
         self.index = 0
 
 
-def reader(input_name: str, samples: list[np.ndarray]):
+def reader(input_name: str, samples: list[np.ndarray], batch: int = 1):
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(SamplesReader, CalibrationDataReader):
         pass
 
-    return Reader(input_name, samples)
+    return Reader(input_name, samples, batch)
 
 
 @contextlib.contextmanager
@@ -79,7 +83,7 @@ def quiet_root_logger():
         root.setLevel(level)
 
 
-def quantize_cpu(fp32_path: Path, out_path: Path, samples: list[np.ndarray]) -> None:
+def quantize_cpu(fp32_path: Path, out_path: Path, samples: list[np.ndarray], batch: int = 1) -> None:
     """The host CPU's int8 QDQ model (CPU_QUANTIZATION) from an fp32 ONNX file."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -95,7 +99,7 @@ def quantize_cpu(fp32_path: Path, out_path: Path, samples: list[np.ndarray]) -> 
             input_name = graph.input[0].name
             stem = [n.name for n in graph.node if n.op_type == "Conv" and input_name in n.input][:1]
             quantize_static(
-                str(source), str(out_path), reader(input_name, samples),
+                str(source), str(out_path), reader(input_name, samples, batch),
                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 use_external_data_format=False, nodes_to_exclude=stem,
@@ -103,12 +107,14 @@ def quantize_cpu(fp32_path: Path, out_path: Path, samples: list[np.ndarray]) -> 
             )
 
 
-def cpu_int8_artifact(model: PreparedModel, cache, calibration: CalibrationSet | None, backend_id: str) -> Artifact:
+def cpu_int8_artifact(model: PreparedModel, cache, calibration: CalibrationSet | None, backend_id: str,
+                      batch: int = 1) -> Artifact:
+    """The int8 model at a fixed batch size (batched Offline quantizes the batch-N export)."""
     from .backend import fp32_onnx_artifact
 
     if calibration is None or not calibration.samples:
         raise UserError(f"{backend_id} quantizes to int8 and needs a calibration set from the task's data")
-    fp32 = fp32_onnx_artifact(model, cache)
+    fp32 = fp32_onnx_artifact(model, cache, batch)
     key = {
         "model": model.spec.id,
         "weights": model.checksum,
@@ -116,14 +122,14 @@ def cpu_int8_artifact(model: PreparedModel, cache, calibration: CalibrationSet |
         "format": "onnx-qdq",
         "target": "cpu",
         "opset": ONNX_OPSET,
-        "input_shape": model.spec.input_shape(1),
+        "input_shape": model.spec.input_shape(batch),
         "fp32_onnx_sha256": fp32.sha256,
         "quantization": CPU_QUANTIZATION,
         "quantizer": {"onnxruntime": ort.__version__},
         "calibration": calibration.digest,
         **exporter_version(),
     }
-    path, digest, cached = cache.fetch_or_build(key, ".onnx", lambda tmp: quantize_cpu(fp32.path, tmp, calibration.samples))
+    path, digest, cached = cache.fetch_or_build(key, ".onnx", lambda tmp: quantize_cpu(fp32.path, tmp, calibration.samples, batch))
     return Artifact(kind="onnx-qdq-int8", path=path, sha256=digest, cached=cached,
                     details={"opset": ONNX_OPSET, "quantization": CPU_QUANTIZATION,
                              "calibration": calibration.describe(),

@@ -53,6 +53,7 @@ def register_backends():
             implementation=f"{IMPL}:TFLiteCPUBackend",
             requires=REQUIRES,
             supports=keras_twin,
+            offline_batch=8,  # the batch-1 file's input resized at load
             summary="LiteRT interpreter with XNNPACK on the host CPU (one thread per core), fp32 .tflite "
                     "from the Keras twin (cached)",
         ),
@@ -67,6 +68,7 @@ def register_backends():
             supports=keras_twin,
             in_default_run=False,
             fp32_reference="tflite-cpu",
+            offline_batch=8,
             summary="LiteRT interpreter with XNNPACK on the host CPU, full-int8 .tflite calibrated on the task's "
                     "data (the same file the Edge TPU and Hexagon backends use)",
         ),

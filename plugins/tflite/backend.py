@@ -78,8 +78,8 @@ class TFLiteBackend(Backend):
         return tflite_artifact(model, cache, self.spec.precision, self.spec.id, calibration)
 
     def cpu_session(self, path: Path, what: str = "") -> LiteRTSession:
-        session = LiteRTSession(path, threads=self.thread_count())
-        session.accelerator = session.describe_cpu(what)
+        session = LiteRTSession(path, threads=self.thread_count(), batch=self.batch)
+        session.accelerator = session.describe_cpu("; ".join(n for n in (what, session.batch_note) if n))
         return session
 
 

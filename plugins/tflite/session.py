@@ -79,9 +79,14 @@ class LiteRTSession(Session):
     delegate is left out, so that every op the hardware delegate does not take is visible as a
     leftover on the builtin CPU kernels. Without one, XNNPACK (LiteRT's default CPU delegate) runs
     what it supports, with ``threads`` threads.
+
+    ``batch``: the files are converted at batch 1; for batched Offline the input is resized to
+    ``batch`` and the graph re-planned (one invoke per batch). A file whose graph cannot take
+    another batch size (a reshape to a constant shape) stays at batch 1, and ``batch_note`` says so.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None, delegate=None, delegate_label: str = ""):
+    def __init__(self, path: str | Path, threads: int | None = None, delegate=None, delegate_label: str = "",
+                 batch: int = 1):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self.threads = threads or cpu_threads()
@@ -100,22 +105,48 @@ class LiteRTSession(Session):
         self.input_index, self.output_index = inp["index"], out["index"]
         self.input_quant, self.output_quant = TensorQuant.from_details(inp), TensorQuant.from_details(out)
         self.input_shape = tuple(int(s) for s in inp["shape"])  # NHWC
+        self.batch, self.batch_note = 1, ""
+        if batch > 1:
+            self.resize(batch)
         try:
             self.placement: Placement | None = placement(self.interpreter)
         except (AttributeError, KeyError, TypeError, IndexError):  # a LiteRT without the private op listing
             self.placement = None
 
+    def resize(self, batch: int) -> None:
+        """Take `batch` images per invoke, checked by one invoke; on failure stay at batch 1."""
+        shape = (batch, *self.input_shape[1:])
+        try:
+            self.interpreter.resize_tensor_input(self.input_index, shape)
+            self.interpreter.allocate_tensors()
+            probe = np.zeros(shape, dtype=np.float32)
+            self.interpreter.set_tensor(self.input_index, self.input_quant.quantize(probe))
+            self.interpreter.invoke()
+            produced = self.interpreter.get_tensor(self.output_index).shape[0]
+            if produced != batch:
+                raise ValueError(f"the output has batch {produced}")
+        except (ValueError, RuntimeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            self.interpreter.resize_tensor_input(self.input_index, self.input_shape)
+            self.interpreter.allocate_tensors()
+            self.batch_note = f"batch {batch} not possible with this file ({first}): one invoke per image"
+            return
+        self.batch, self.input_shape = batch, shape
+
     def run(self, inputs: np.ndarray) -> np.ndarray:
-        batch = np.asarray(inputs, dtype=np.float32)
-        if batch.ndim == 3:
-            batch = batch[None]
+        images = np.asarray(inputs, dtype=np.float32)
+        if images.ndim == 3:
+            images = images[None]
+        nhwc = images.transpose(0, 2, 3, 1)
         logits = []
-        for image in batch:  # the file has a static batch of 1
-            nhwc = np.ascontiguousarray(image.transpose(1, 2, 0)[None])
-            self.interpreter.set_tensor(self.input_index, self.input_quant.quantize(nhwc))
+        for start in range(0, len(nhwc), self.batch):  # the interpreter takes exactly self.batch images
+            chunk = nhwc[start:start + self.batch]
+            if len(chunk) < self.batch:  # pad by repeating the last image; its answers are dropped
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - len(chunk), axis=0)])
+            self.interpreter.set_tensor(self.input_index, self.input_quant.quantize(np.ascontiguousarray(chunk)))
             self.interpreter.invoke()
             logits.append(self.output_quant.dequantize(self.interpreter.get_tensor(self.output_index)))
-        return np.concatenate(logits)
+        return np.concatenate(logits)[:len(nhwc)]
 
     # ----------------------------------------------------------------- labels
 
