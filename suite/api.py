@@ -337,6 +337,12 @@ class Task(abc.ABC):
     def metric(self, payloads: dict[int, bytes], dataset: Dataset) -> dict[str, Any]:
         """Accuracy from the payloads LoadGen logged, keyed by sample index."""
 
+    def mlcommons_files(self, dataset: Dataset, log_dir: Path) -> str | None:
+        """Write beside the accuracy log what MLCommons' own accuracy script needs to score it unmodified
+        (a label or annotation file of exactly the run's samples, in sample order), and return the
+        command that scores it, run in `log_dir`. None: the task has no such script."""
+        return None
+
 
 @dataclass(frozen=True)
 class TaskSpec:

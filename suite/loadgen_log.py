@@ -1,7 +1,9 @@
 """Reading LoadGen's own logs: the single source of every reported latency and accuracy figure.
 
 Figures are taken from `mlperf_log_detail.txt` (MLLOG lines) and payloads from
-`mlperf_log_accuracy.json`, so a result can always be checked against its raw logs.
+`mlperf_log_accuracy.json`, so a result can always be checked against its raw logs. Where a key or
+a sample repeats, the first entry counts, as MLCommons' own log reader and accuracy scripts take it:
+the suite and their tools must never read two different figures from one log.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ MLLOG_PREFIX = ":::MLLOG "
 
 
 def read_detail(log_dir: Path) -> dict[str, Any]:
-    """Every MLLOG key of the detail log mapped to its last value."""
+    """Every MLLOG key of the detail log mapped to its first value."""
     values: dict[str, Any] = {}
     errors: list[str] = []
     with open(Path(log_dir) / DETAIL, encoding="utf-8") as fh:
@@ -25,7 +27,7 @@ def read_detail(log_dir: Path) -> dict[str, Any]:
             if not line.startswith(MLLOG_PREFIX):
                 continue
             entry = json.loads(line[len(MLLOG_PREFIX) :])
-            values[entry["key"]] = entry["value"]
+            values.setdefault(entry["key"], entry["value"])
             if entry.get("metadata", {}).get("is_error"):
                 errors.append(f"{entry['key']}: {entry['value']}")
     values["_errors"] = errors
@@ -72,9 +74,12 @@ def validity(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_accuracy_payloads(log_dir: Path) -> dict[int, bytes]:
-    """Sample index -> the payload the SUT returned, as logged in accuracy mode."""
+    """Sample index -> the payload the SUT returned, as logged in accuracy mode (the first entry of a
+    sample LoadGen issued more than once)."""
     path = Path(log_dir) / ACCURACY
     if not path.exists() or path.stat().st_size == 0:
         return {}
-    entries = json.loads(path.read_text(encoding="utf-8"))
-    return {int(e["qsl_idx"]): bytes.fromhex(e["data"]) for e in entries}
+    payloads: dict[int, bytes] = {}
+    for entry in json.loads(path.read_text(encoding="utf-8")):
+        payloads.setdefault(int(entry["qsl_idx"]), bytes.fromhex(entry["data"]))
+    return payloads

@@ -172,6 +172,9 @@ def execute(job: Job) -> dict[str, Any]:
         metrics = task.metric(report.payloads, dataset)
         accuracy = {"kind": "measured", "samples": int(metrics.pop("samples")), "metrics": metrics,
                     "executor": session.accelerator if device else f"stand-in: {session.accelerator}"}
+        command = task.mlcommons_files(dataset, log_dir)
+        if command:
+            accuracy["mlcommons_command"] = command
     result = _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset, model, artifact,
                      session, device, mode, report, accuracy, estimate, calibration, preset, log_dir)
     finished = datetime.now(timezone.utc)
@@ -295,7 +298,9 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
         "loadgen": {
             "version": report.loadgen_version if report else None,
             "log_dir": LOG_DIR,
-            "logs": {p.name: sha256_file(p) for p in sorted(log_dir.iterdir()) if p.is_file()} if report else {},
+            # LoadGen's logs and the files for MLCommons' scripts (some in sub-folders), each hashed
+            "logs": {p.relative_to(log_dir).as_posix(): sha256_file(p) for p in sorted(log_dir.rglob("*"))
+                     if p.is_file()} if report else {},
         },
         "system": {**system, "frameworks": {**system["frameworks"], **versions}},
         "node": job.node or node_info(),

@@ -54,11 +54,11 @@ class CocoFixture:
 
     @property
     def images(self) -> list[dict[str, Any]]:
-        """Image entries in increasing id order: the dataset's sample order."""
-        return sorted(self.data["images"], key=lambda im: im["id"])
+        """Image entries in the file's order: the dataset's sample order."""
+        return list(self.data["images"])
 
     def image_path(self, i: int) -> Path:
-        """The file of the i-th image in id order."""
+        """The file of the i-th image in the file's order."""
         return self.image_dir / self.images[i]["file_name"]
 
     def annotations_of(self, image_id: int) -> list[dict[str, Any]]:
@@ -229,8 +229,10 @@ def write_not_coco(path: str | Path, kind: str = "list") -> Path:
 
 
 def perfect_output(coco: CocoFixture, i: int, resolution: int = 384, hit: float = 10.0,
-                   miss: float = -10.0) -> np.ndarray:
-    """The raw detector output (1, A, 84) that encodes the i-th image's ground truth exactly.
+                   miss: float = -10.0, class_ids: list[int] | None = None) -> np.ndarray:
+    """The raw detector output (1, A, 4 + classes) that encodes the i-th image's ground truth exactly.
+
+    `class_ids`: the detector's class -> category id (default: the file's categories in id order).
 
     For each non-crowd object: the anchor that overlaps its letterboxed box best (the next best when
     another object took it) carries the inverse box coding of the box and logit `hit` for its class;
@@ -244,7 +246,7 @@ def perfect_output(coco: CocoFixture, i: int, resolution: int = 384, hit: float 
     box = Letterbox.fit(image["width"], image["height"], resolution)
     anchor_set = anchors(resolution)
     corners = anchor_set.corners()
-    class_of = {cid: c for c, cid in enumerate(sorted(c["id"] for c in coco.data["categories"]))}
+    class_of = {cid: c for c, cid in enumerate(class_ids or sorted(c["id"] for c in coco.data["categories"]))}
     out = np.zeros((1, len(anchor_set), 4 + len(class_of)), dtype=np.float32)
     out[0, :, 4:] = miss
     used: set[int] = set()
@@ -259,3 +261,35 @@ def perfect_output(coco: CocoFixture, i: int, resolution: int = 384, hit: float 
         out[0, best, :4] = encode_boxes(target, anchor_set.centers_sizes[best:best + 1])[0]
         out[0, best, 4 + class_of[ann["category_id"]]] = hit
     return out
+
+
+def mlcommons_style_ap(accuracy_log: list[dict[str, Any]], annotation_file: Path) -> float:
+    """AP in percent the way MLCommons' accuracy-coco.py scores a LoadGen accuracy log (written here
+    from its documented behaviour): qsl_idx is the position in the file's 'images', boxes are scaled
+    by that entry's size, a sample's first entry counts, images without detections are evaluated."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(annotation_file))
+        images, seen, ids, results = gt.dataset["images"], set(), set(), []
+        for entry in accuracy_log:
+            if entry["qsl_idx"] in seen:
+                continue
+            seen.add(entry["qsl_idx"])
+            image = images[entry["qsl_idx"]]
+            ids.add(image["id"])
+            h, w = image["height"], image["width"]
+            rows = np.frombuffer(bytes.fromhex(entry["data"]), "<f4").reshape(-1, 7).tolist()
+            for _, ymin, xmin, ymax, xmax, score, label in rows:
+                results.append({"image_id": image["id"], "category_id": int(label), "score": score,
+                                "bbox": [xmin * w, ymin * h, (xmax - xmin) * w, (ymax - ymin) * h]})
+        evaluation = COCOeval(gt, gt.loadRes(results) if results else COCO(), "bbox")
+        evaluation.params.imgIds = sorted(ids)
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return 100.0 * float(evaluation.stats[0])

@@ -1,7 +1,7 @@
 """COCO val2017 as a LoadGen query sample library.
 
-The samples are the annotation file's images in increasing id order (``count`` takes an evenly spaced
-subset). Before LoadGen starts, every selected file is checked: it must exist, decode completely and
+The samples are the annotation file's images in the file's order, the order MLCommons' tools index
+them by (``count`` takes an evenly spaced subset). Before LoadGen starts, every selected file is checked: it must exist, decode completely and
 have the width and height the annotation file gives it, because boxes are scored in those pixels. A
 file in the image folder that the annotation file does not list is reported too: it is the usual sign
 of an image folder and annotation file that do not belong together. With ``on_error="stop"`` (the
@@ -71,8 +71,10 @@ class CocoDataset(ImageFileDataset):
         self.resolution = resolution
         self.layout: Layout = find(root)
         self.annotations: Annotations = instances.load(self.layout.annotation_file)
+        self.category_ids, self.class_order = self.annotations.category_ids, (
+            f"categories of {self.annotations.name} in increasing id order")
         if num_classes is not None:
-            instances.check_classes(self.annotations, num_classes)
+            self.category_ids, self.class_order = instances.class_mapping(self.annotations, num_classes)
 
         listed = self.annotations.images
         chosen = [CocoImage(im.id, self.layout.image_dir / im.file_name, im.width, im.height)
@@ -92,11 +94,6 @@ class CocoDataset(ImageFileDataset):
         self.letterboxes = [Letterbox.fit(im.width, im.height, resolution) for im in self.images]
 
     # ------------------------------------------------------------------ what the task and reports use
-
-    @property
-    def category_ids(self) -> list[int]:
-        """Contiguous class index -> COCO category id."""
-        return self.annotations.category_ids
 
     @property
     def image_ids(self) -> list[int]:
@@ -119,10 +116,11 @@ class CocoDataset(ImageFileDataset):
             "image_dir": str(self.layout.image_dir),
             "available": total,
             "annotations": self.annotations.annotation_count,
-            "categories": len(self.category_ids),
-            "class_order": f"categories of {self.annotations.name} in increasing id order",
+            "categories": len(self.annotations.category_ids),
+            "class_order": self.class_order,
+            "sample_order": f"images of {self.annotations.name} in the file's order",
             "selection": "all" if self.requested == total
-            else f"{self.requested} evenly spaced of {total} (by image id)",
+            else f"{self.requested} evenly spaced of {total} (in the file's order)",
             "samples": len(self),
             "skipped": len(self.skipped),
             "preprocess": f"letterbox to {self.resolution}: bilinear resize of the longer side to {self.resolution}, "

@@ -4,8 +4,16 @@ pycocotools trusts its input: a missing field surfaces as a KeyError deep in COC
 pointing at an unknown image is silently never matched, a duplicate id corrupts the matching. So the
 file is checked here once, and every problem is a DataError naming the file, the entry and the fix.
 
-The detector's contiguous class c is the c-th category in increasing id order (for real COCO the
-ids 1..90 with ten gaps), the order the detector contract fixes.
+Images keep the file's order: the sample index is the position in ``images``, as MLCommons' COCO
+dataset and accuracy script count them (the real ``instances_val2017.json`` is not sorted by id).
+
+Which COCO id the detector's contiguous class c stands for (``class_mapping``):
+* a file listing exactly as many categories as the model predicts: the c-th category in increasing id
+  order (for the real 80 the ids 1..90 with ten gaps), the order the detector contract fixes;
+* an 80-class detector and a file listing some of the 80 standard categories (a person/car subset):
+  the standard mapping, class c is the c-th standard id; only the listed categories are scored,
+  as pycocotools and MLCommons' script score them;
+* anything else cannot be scored and is an error naming both counts.
 """
 
 from __future__ import annotations
@@ -35,8 +43,8 @@ class Annotations:
     """A checked instances file. `data` is the parsed JSON itself, handed to pycocotools as ground truth."""
 
     file: Path
-    images: list[ImageEntry]  # sorted by image id
-    category_ids: list[int]  # contiguous class index -> COCO category id (increasing)
+    images: list[ImageEntry]  # in the file's order
+    category_ids: list[int]  # the file's category ids, increasing
     category_names: dict[int, str]
     data: dict[str, Any]
 
@@ -90,7 +98,7 @@ def validate(data: Any, path: Path) -> Annotations:
     images = _images(data["images"], path)
     names = _categories(data["categories"], path)
     _annotations(data["annotations"], {im.id for im in images}, names, path)
-    return Annotations(path, sorted(images, key=lambda im: im.id), sorted(names), names, data)
+    return Annotations(path, images, sorted(names), names, data)
 
 
 def _images(entries: list, path: Path) -> list[ImageEntry]:
@@ -156,15 +164,22 @@ def _annotations(entries: list, image_ids: set[int], categories: dict[int, str],
             raise DataError(f"{where}: 'iscrowd' must be 0 or 1, got {entry.get('iscrowd')!r}")
 
 
-def check_classes(annotations: Annotations, num_classes: int) -> None:
-    """The category list is the detector's class list: their counts must agree."""
-    found = len(annotations.category_ids)
-    if found != num_classes:
-        raise DataError(
-            f"{annotations.file} lists {found} categories but the model predicts {num_classes} classes; "
-            f"class c is the c-th category in increasing id order, so both must list the same classes "
-            f"(COCO detection: the 80 categories with ids 1..90)"
-        )
+def class_mapping(annotations: Annotations, num_classes: int) -> tuple[list[int], str]:
+    """(contiguous class -> COCO category id, how it was chosen) for a detector of `num_classes`."""
+    from .categories import COCO_IDS
+
+    listed = annotations.category_ids
+    if len(listed) == num_classes:
+        return list(listed), f"categories of {annotations.name} in increasing id order"
+    if num_classes == len(COCO_IDS) and set(listed) <= set(COCO_IDS):
+        return list(COCO_IDS), (f"the 80 standard COCO categories; {annotations.name} lists {len(listed)} of them "
+                                "and only those are scored")
+    raise DataError(
+        f"{annotations.file} lists {len(listed)} categories but the model predicts {num_classes} classes. "
+        f"A file with exactly {num_classes} categories maps class c to its c-th category in increasing id "
+        "order; an 80-class COCO detector also takes any subset of the 80 standard categories (ids 1..90). "
+        "Give an annotation file of one of those kinds"
+    )
 
 
 def _object(entry: Any, where: str) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ class CocoTask(Task):
     def dataset(self, model: ModelSpec, data: Path | None, count: int | None = None, on_error: str = "stop",
                 cache_dir: Path | None = None) -> Dataset:
         """Real images from a COCO root `data` (see layout.py), or `count` (default 64) seeded random inputs
-        when `data` is None. `count` with real data takes that many images evenly spaced by image id."""
+        when `data` is None. `count` with real data takes that many images evenly spaced in the file's order."""
         if model.kind != "detection":
             raise UserError(f"task 'coco' needs a detection model; '{model.id}' is a {model.kind} model")
         check_options(count, on_error)
@@ -72,13 +74,45 @@ class CocoTask(Task):
         if unknown:
             raise ValueError(f"results for samples {unknown[:5]} the dataset ({n} samples) does not have")
         known = set(dataset.category_ids)
+        scored = np.asarray(dataset.annotations.category_ids)  # a category subset: the others are not scored
         results = []
         for index, image in enumerate(dataset.images):
             rows = decode_payload(payloads[index], index, known)
+            rows = rows[np.isin(rows[:, 6], scored)]
             results += to_coco_results(rows, image.id, image.width, image.height)
         stats = evaluate(dataset.annotations.data, results, dataset.image_ids)
         metrics = {key: 100.0 * float(stats[pos]) for key, pos in METRICS.items() if stats[pos] >= 0}
         return {**metrics, "samples": n}
+
+
+    def mlcommons_files(self, dataset: Dataset, log_dir: Path) -> str | None:
+        """MLCommons' accuracy-coco.py reads `--coco-dir`/annotations/instances_val2017.json and takes
+        qsl_idx i as its i-th image. A run over the whole of that file uses it where it is; any other
+        selection (--count, skipped images, another split) gets a file of exactly its samples, in
+        sample order, with their annotations and the file's categories, under `mlcommons/`."""
+        if dataset.synthetic:
+            return None
+        official = dataset.layout.root / MLCOMMONS_ANNOTATIONS
+        everything = [im.id for im in dataset.annotations.images]
+        if dataset.layout.annotation_file == official and dataset.image_ids == everything:
+            coco_dir = str(dataset.layout.root)
+        else:
+            data = dataset.annotations.data
+            chosen = set(dataset.image_ids)
+            entries = {im["id"]: im for im in data["images"] if im["id"] in chosen}
+            subset = {key: value for key, value in data.items() if key not in ("images", "annotations")}
+            subset["images"] = [entries[i] for i in dataset.image_ids]
+            subset["annotations"] = [a for a in data["annotations"] if a["image_id"] in chosen]
+            target = Path(log_dir) / MLCOMMONS_DIR / MLCOMMONS_ANNOTATIONS
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(subset), encoding="utf-8")
+            coco_dir = MLCOMMONS_DIR
+        return f"python accuracy-coco.py --mlperf-accuracy-file mlperf_log_accuracy.json --coco-dir {shlex.quote(coco_dir)}"
+
+
+#: Where accuracy-coco.py looks for the annotations under --coco-dir, and the folder written for a subset.
+MLCOMMONS_ANNOTATIONS = "annotations/instances_val2017.json"
+MLCOMMONS_DIR = "mlcommons"
 
 
 def encode_detections(index: int, found: Detections, category_ids) -> bytes:

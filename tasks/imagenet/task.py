@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -73,6 +74,21 @@ class ImageNetTask(Task):
             top5 += int(label in top[:TOP_K])
         n = len(labels)
         return {"top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "samples": n}
+
+
+    def mlcommons_files(self, dataset: Dataset, log_dir: Path) -> str | None:
+        """`val_map.txt` of the run's samples in sample order (MLCommons' accuracy-imagenet.py reads the
+        label of qsl_idx i from its line i; the name is for its messages, whitespace escaped)."""
+        if dataset.synthetic:
+            return None
+        lines = (f"{quote(path.name)} {label}\n" for path, label in zip(dataset.files, dataset.labels))
+        (Path(log_dir) / MLCOMMONS_LABELS).write_text("".join(lines), encoding="utf-8")
+        return (f"python accuracy-imagenet.py --mlperf-accuracy-file mlperf_log_accuracy.json "
+                f"--imagenet-val-file {MLCOMMONS_LABELS} --dtype int32")
+
+
+#: The label file written beside the accuracy log for MLCommons' script.
+MLCOMMONS_LABELS = "val_map.txt"
 
 
 def decode(payload: bytes, index: int = -1) -> list[int]:

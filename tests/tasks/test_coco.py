@@ -213,6 +213,34 @@ def test_category_count_must_match_the_model(task, coco):
     assert str(coco.annotation_file) in str(info.value)
 
 
+def test_a_subset_of_the_standard_categories_keeps_the_standard_mapping(task, tmp_path):
+    coco = make_coco(tmp_path, images=3)
+    coco.data["categories"] = [c for c in coco.data["categories"] if c["id"] in (1, 3, 90)]
+    coco.data["annotations"] = [a for a in coco.data["annotations"] if a["category_id"] in (1, 3, 90)]
+    coco.save()
+    ds = task.dataset(detector(), coco.root)
+    assert ds.category_ids == list(COCO_IDS)  # class c is still the c-th standard id
+    assert ds.info()["categories"] == 3 and "lists 3 of them and only those are scored" in ds.info()["class_order"]
+    # a detector of exactly as many classes as the file lists: the file's own ordered mapping
+    assert task.dataset(detector(num_classes=3), coco.root).category_ids == [1, 3, 90]
+    with pytest.raises(DataError, match="lists 3 categories but the model predicts 5 classes"):
+        task.dataset(detector(num_classes=5), coco.root)
+
+
+def test_non_standard_categories_need_the_models_class_count(task, tmp_path):
+    coco = make_coco(tmp_path, images=2)
+    coco.data["categories"] = [{"id": 100 + i, "name": f"thing {i}", "supercategory": "x"} for i in range(80)]
+    for k, a in enumerate(coco.data["annotations"]):
+        a["category_id"] = 100 + k % 80
+    coco.save()
+    assert task.dataset(detector(), coco.root).category_ids == list(range(100, 180))
+    coco.data["categories"] = coco.data["categories"][:40]
+    coco.data["annotations"] = [a for a in coco.data["annotations"] if a["category_id"] < 140]
+    coco.save()
+    with pytest.raises(DataError, match="lists 40 categories but the model predicts 80 classes"):
+        task.dataset(detector(), coco.root)
+
+
 def test_a_non_coco_file_where_the_annotations_belong(tmp_path, task):
     coco = make_coco(tmp_path, images=2)
     coco_data.write_not_coco(coco.annotation_file, "list")
@@ -223,27 +251,29 @@ def test_a_non_coco_file_where_the_annotations_belong(tmp_path, task):
 # ---------------------------------------------------------------------------------------- the dataset
 
 
-def test_samples_are_images_in_id_order(task, coco):
-    shuffled = list(reversed(coco.data["images"]))
+def test_samples_are_images_in_the_files_order(task, coco):
+    """MLCommons' tools index samples by position in 'images': the real val2017 file is not id-sorted."""
+    shuffled = [coco.data["images"][i] for i in (3, 0, 5, 1, 4, 2)]
     coco.data["images"] = shuffled
     coco.save()
     ds = task.dataset(detector(), coco.root)
-    assert ds.image_ids == sorted(im["id"] for im in shuffled) and len(ds) == 6
+    assert ds.image_ids == [im["id"] for im in shuffled] != sorted(ds.image_ids) and len(ds) == 6
     assert ds.files == [coco.image_dir / f"{i:012d}.jpg" for i in ds.image_ids]
     assert ds.skipped == [] and not ds.synthetic and ds.name == "coco"
     info = ds.info()
     assert (info["split"], info["available"], info["samples"], info["skipped"], info["selection"]) == (
         "val2017", 6, 6, 0, "all")
     assert info["annotations"] == len(coco.data["annotations"]) and info["categories"] == 80
+    assert info["sample_order"] == "images of instances_val2017.json in the file's order"
 
 
 def test_count_takes_the_same_evenly_spaced_subset(task, tmp_path):
     coco = make_coco(tmp_path, images=10)
-    ids = sorted(im["id"] for im in coco.data["images"])
+    ids = [im["id"] for im in coco.data["images"]]
     first = task.dataset(detector(), coco.root, count=3)
     assert first.image_ids == [ids[0], ids[3], ids[6]]
     assert task.dataset(detector(), coco.root, count=3).image_ids == first.image_ids
-    assert first.info()["selection"] == "3 evenly spaced of 10 (by image id)"
+    assert first.info()["selection"] == "3 evenly spaced of 10 (in the file's order)"
     assert len(task.dataset(detector(), coco.root, count=99)) == 10
     with pytest.raises(UserError):
         task.dataset(detector(), coco.root, count=0)

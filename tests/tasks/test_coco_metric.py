@@ -206,3 +206,50 @@ def test_synthetic_data_has_no_accuracy(task):
     ds.load([0])
     assert isinstance(task.encode(np.random.default_rng(0).normal(-4.6, 1, (1, 27621, 84)).astype(np.float32), 0, ds),
                       bytes)
+
+
+def perturbed(task, coco, ds, class_ids=None) -> dict[int, bytes]:
+    """Raw outputs encoding the ground truth, with every third object's box moved and one object dropped."""
+    payloads = {}
+    for i in range(len(ds)):
+        out = perfect_output(coco, i, R, class_ids=class_ids)
+        hits = np.flatnonzero(out[0, :, 4:].max(axis=1) > 0)
+        out[0, hits[::3], 0] += 0.4  # move the box centre by 0.4 anchor widths
+        if i == 1 and len(hits) > 1:
+            out[0, hits[1], 4:] = -10.0
+        payloads[i] = task.encode(out, i, ds)
+    return payloads
+
+
+def test_shuffled_image_order_scores_as_mlcommons_scores_it(task, tmp_path):
+    coco = make_coco(tmp_path / "coco", images=8, seed=11)
+    coco.data["images"] = [coco.data["images"][i] for i in (5, 2, 7, 0, 3, 6, 1, 4)]
+    coco.save()
+    ds = task.dataset(detector(), coco.root)
+    perfect = {i: task.encode(perfect_output(coco, i, R), i, ds) for i in range(len(ds))}
+    assert task.metric(perfect, ds)["ap"] == pytest.approx(100.0, abs=1e-6)
+    payloads = perturbed(task, coco, ds)
+    got = task.metric(payloads, ds)["ap"]
+    log = [{"seq_id": i, "qsl_idx": i, "data": p.hex()} for i, p in payloads.items()]
+    assert 10 < got < 95 and got == pytest.approx(coco_data.mlcommons_style_ap(log, coco.annotation_file), abs=1e-4)
+
+
+def test_a_category_subset_scores_only_its_categories(task, tmp_path):
+    """An 80-class detector on a person/car file: standard mapping, the file's categories scored."""
+    from mnv4suite.tasks.coco.categories import COCO_IDS
+
+    coco = make_coco(tmp_path / "coco", images=8, seed=12)
+    kept = sorted({a["category_id"] for a in coco.data["annotations"]})[:3]
+    coco.data["categories"] = [c for c in coco.data["categories"] if c["id"] in kept]
+    coco.data["annotations"] = [a for a in coco.data["annotations"] if a["category_id"] in kept]
+    coco.save()
+    ds = task.dataset(detector(), coco.root)
+    payloads = perturbed(task, coco, ds, class_ids=list(COCO_IDS))
+    extra = {}  # and a confident detection of a category the file does not list, on every image
+    for i, payload in payloads.items():
+        stray = np.array([[i, 0.1, 0.1, 0.5, 0.5, 0.99, 90 if 90 not in kept else 1]], "<f4")
+        extra[i] = payload + stray.tobytes()
+    got = task.metric(extra, ds)["ap"]
+    log = [{"seq_id": i, "qsl_idx": i, "data": p.hex()} for i, p in extra.items()]
+    assert 2 < got < 95 and got == pytest.approx(coco_data.mlcommons_style_ap(log, coco.annotation_file), abs=1e-4)
+    assert got == pytest.approx(task.metric(payloads, ds)["ap"], abs=1e-9)  # the stray category changes nothing
