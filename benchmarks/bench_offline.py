@@ -39,7 +39,15 @@ def bare_samples_per_s(session, dataset, batch: int, seconds: float) -> float:
 def session_for(backend_spec, model, batch: int):
     backend = backend_spec.create()
     backend.batch = batch
-    return backend.load(backend.prepare(model, ArtifactCache()), model)
+    calibration = None
+    if backend_spec.precision == "int8":  # calibrated as a run without --data would be: on generated images
+        from mnv4suite.api import CalibrationSet
+        from mnv4suite.reference_models.probe_images import natural_images
+
+        images = natural_images(32, model.spec.resolution, seed=2)
+        calibration = CalibrationSet(source="photo-like procedural images (seed 2)", synthetic=True,
+                                     samples=list(images[:, None]))
+    return backend.load(backend.prepare(model, ArtifactCache(), calibration), model)
 
 
 def main() -> None:
