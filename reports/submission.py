@@ -98,6 +98,8 @@ class Rules:
     note: str
     #: reject performance results whose machine was busy while LoadGen timed them
     quiet_machine: bool = True
+    #: LoadGen compliance tests every performance result needs beside it, passing (mnv4suite.compliance)
+    compliance_tests: tuple[str, ...] = ("TEST01", "TEST04")
 
     @property
     def min_query_count(self) -> int:
@@ -116,7 +118,7 @@ RULES = {
                         "MLPerf Mobile's minimum: preset normal (1024 queries and 60 s per performance run)"),
     "development": Rules("development", "rapid",
                          "relaxed for development (preset rapid: 64 queries and 6 s, busy machines allowed): "
-                         "NOT a submission verdict", quiet_machine=False),
+                         "NOT a submission verdict", quiet_machine=False, compliance_tests=()),
 }
 
 
@@ -329,6 +331,7 @@ def validate_submission(path: Path, rules: Rules = RULES["submission"]) -> Submi
         _check_plugin(verdict)
     _check_accuracy(verdict.results)
     _check_accuracy_coverage(verdict.results)
+    _check_compliance(root, verdict.results, rules)
     return verdict
 
 
@@ -463,6 +466,10 @@ def _check_detail_figures(verdict: ResultVerdict, log_dir: Path, result: dict[st
             differ(f"preset.{key}", result["preset"][key], detail.get(log_key))
     if result["loadgen"]["version"] != detail.get("loadgen_version"):
         differ("loadgen.version", result["loadgen"]["version"], detail.get("loadgen_version"))
+    if loadgen_log.overridden_by_audit_config(detail) and not result["loadgen"].get("audit"):
+        verdict.reject("rules", f"{where} says an audit.config overrode LoadGen's settings, and the result is not a "
+                                "compliance run: its figures are not the settings it claims (run again without "
+                                "an audit.config; compliance tests: mnv4suite run --audit)")
     if result["mode"] not in ("performance", "both"):
         return
     figures = loadgen_log.latency_figures(detail)
@@ -544,6 +551,53 @@ def _check_accuracy_coverage(verdicts: list[ResultVerdict]) -> None:
         if entry(r) not in covered:
             v.reject("accuracy", f"performance only, and no accepted accuracy run of {r['model']['id']} "
                                  f"(same weights) on {r['backend']['id']} in the submission")
+
+
+def _check_compliance(root: Path, verdicts: list[ResultVerdict], rules: Rules) -> None:
+    """Each timed result needs an accepted run of every required compliance test of the same job, and
+    each must pass when verified from the logs (as `mnv4suite run --audit` verified it)."""
+    from mnv4suite import compliance
+
+    def job(r: dict[str, Any]) -> tuple:
+        return r["task"]["id"], r["model"]["id"], r["model"]["checksum"], r["backend"]["id"], r["scenario"]
+
+    def log_dir(v: ResultVerdict) -> Path:
+        return root / PurePosixPath(v.path).parent / v.result["loadgen"]["log_dir"]
+
+    audits = {(job(v.result), v.result["loadgen"]["audit"]): v for v in verdicts
+              if v.accepted and v.result["loadgen"].get("audit")}
+    for v in verdicts:
+        r = v.result
+        if not v.accepted or r["loadgen"].get("audit") or r["mode"] not in ("performance", "both"):
+            continue
+        for test in rules.compliance_tests:
+            audit = audits.get((job(r), test))
+            if audit is None:
+                v.reject("compliance", f"no accepted {test} run of this job in the submission "
+                                       f"(mnv4suite run --audit {test} runs and verifies one)")
+                continue
+            problems = []
+            if test == "TEST01":
+                if r["mode"] != "both":
+                    problems.append("TEST01 needs the accuracy log of the run it audits (a run with --data)")
+                else:
+                    outcome, _ = compliance.verify_accuracy(log_dir(v) / loadgen_log.ACCURACY,
+                                                            log_dir(audit) / loadgen_log.ACCURACY, _payload_dtype(r))
+                    if outcome != "TEST PASS":
+                        problems.append(f"TEST01 accuracy check: {outcome} ({audit.path})")
+            outcome, _ = compliance.verify_performance(loadgen_log.read_detail(log_dir(v)),
+                                                       loadgen_log.read_detail(log_dir(audit)), test)
+            if outcome != "TEST PASS":
+                problems.append(f"{test} performance check: {outcome} ({audit.path})")
+            for problem in problems:
+                v.reject("compliance", problem)
+
+
+def _payload_dtype(result: dict[str, Any]) -> str:
+    from mnv4suite.registry import get_registry
+
+    task = get_registry().tasks.items.get(result["task"]["id"])
+    return task.create().payload_dtype if task is not None else "byte"
 
 
 def _check_plugin(verdict: SubmissionVerdict) -> None:

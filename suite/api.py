@@ -315,6 +315,9 @@ class Dataset(abc.ABC):
 class Task(abc.ABC):
     """Data, post-processing and metric: identical for every backend."""
 
+    #: numpy type of the payload's elements, as MLCommons' compliance scripts take it (`--dtype`)
+    payload_dtype: str = "byte"
+
     def __init__(self, spec: "TaskSpec"):
         self.spec = spec
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from mnv4suite import __version__
@@ -89,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
                             "one per core this process may use)")
     p_run.add_argument("--cooldown", type=float, metavar="SECONDS",
                        help="pause before each timed test, for thermally limited devices (default: 0)")
+    p_run.add_argument("--audit", metavar="TEST", action="append",
+                       help="also run LoadGen's compliance test TEST01 (answers logged in a performance run must "
+                            "equal the accuracy run's; needs --data) or TEST04 (one sample reissued must not be "
+                            "faster), and verify it as MLCommons does; repeatable or comma-separated")
     p_run.add_argument("--resume", metavar="RUN_DIR",
                        help="finish an earlier run: plan it again from RUN_DIR/run.json and run only the jobs "
                             "without a valid result")
@@ -188,7 +193,7 @@ EXECUTION_OPTIONS = ("resume", "ray", "node")
 
 
 def _run(config, registry, executor, resume) -> int:
-    from mnv4suite import precision, runner
+    from mnv4suite import compliance, precision, runner
     from mnv4suite.fileio import atomic_write_json
     from mnv4suite.reports.table import results_table
 
@@ -199,6 +204,9 @@ def _run(config, registry, executor, resume) -> int:
         print(f"note: skipping {model_id} on {backend_id}: {why}", file=sys.stderr)
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
+    if Path(compliance.AUDIT_FILE).is_file():
+        print(f"note: ./{compliance.AUDIT_FILE} is ignored: LoadGen runs from each job's own folder, so no file there "
+              "overrides a run's settings; run compliance tests with --audit TEST01|TEST04", file=sys.stderr)
     for backend_id, found in plan.estimated_backends.items():
         print(f"note: {backend_id} cannot run here ({found.explain()}): its model is still prepared, accuracy "
               "runs on a faithful stand-in where one exists, and latency is an estimate, labelled as such",
@@ -214,6 +222,10 @@ def _run(config, registry, executor, resume) -> int:
     done = [o.result for o in outcomes if o.ok]
     if done:
         print(results_table(done))
+    verdicts = compliance.verify_run(outcomes, plan.run_dir, lambda task: registry.tasks.get(task).create().payload_dtype)
+    if verdicts:
+        print(f"\ncompliance (verified as MLCommons' scripts verify; files under {plan.run_dir / compliance.COMPLIANCE_DIR}):")
+        print(compliance.render(verdicts))
     compared = precision.compare(done, registry.backends.items.get)
     if compared:
         atomic_write_json(plan.run_dir / precision.COMPARISON_FILE, compared)

@@ -33,6 +33,7 @@ class RunConfig:
     cooldown: float = 0.0  # seconds before each timed test
     threads: int | None = None  # CPU threads per session; None: each backend's default
     batch: int | None = None  # Offline samples per inference; None: each backend's default
+    audit: list[str] = field(default_factory=list)  # LoadGen compliance tests (TEST01, TEST04)
 
     def __post_init__(self) -> None:
         self.backend = _as_list(self.backend, "backend")
@@ -62,6 +63,9 @@ class RunConfig:
             if self.batch > 1 and "Offline" not in self.scenarios:
                 raise UserError(f"--batch {self.batch}: SingleStream answers one sample per query; batches are "
                                 "for the Offline scenario (--scenario Offline)")
+        from mnv4suite.compliance import check_tests
+
+        self.audit = check_tests(_as_list(self.audit, "audit"))
         if self.count is not None and (not isinstance(self.count, int) or self.count < 1):
             raise UserError(f"count must be a positive integer, not {self.count!r}")
 

@@ -8,6 +8,7 @@ starts a fresh worker process per test.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ class HarnessSettings:
     progress: bool = True
     #: samples per inference in Offline (SingleStream is always 1); the last batch is padded
     batch: int = 1
+    #: post-process answers in performance mode too (LoadGen may log them: compliance TEST01)
+    encode_in_performance: bool = False
 
 
 @dataclass
@@ -49,6 +52,12 @@ class HarnessReport:
     errors: list[str] = field(default_factory=list)
     #: how loaded the machine was during a timed test (mnv4suite.machine_load); None when nothing was timed
     machine_load: dict[str, Any] | None = None
+    #: LoadGen said an audit.config overrode the settings (only a compliance job writes one)
+    overridden_by_audit_config: bool = False
+    #: the timed latency includes the task's post-processing of each answer
+    timed_postprocessing: bool = False
+    #: mean post-processing time per answered sample (ms); None when nothing was post-processed
+    postprocess_ms: float | None = None
 
 
 #: The task's post-processing of one sample: (raw outputs, sample index) -> accuracy-log payload.
@@ -62,7 +71,9 @@ class SystemUnderTest:
     A short last batch is padded by repeating its final sample, as the MLPerf Mobile app does, and only
     the real samples are answered. In performance mode nothing reads the payloads, so the
     post-processing (identical for every backend, and for detection an NMS that costs milliseconds) is
-    left out of the timed latency.
+    left out of the timed latency, unless LoadGen may log them (compliance TEST01). A `both` run
+    (LoadGen's SubmissionRun) post-processes in its timed part too; the result says which
+    (`loadgen.timed_postprocessing`) and what post-processing cost per sample.
     """
 
     def __init__(self, session: Session, dataset: Dataset, encode: Encoder | None, progress=None, batch: int = 1):
@@ -70,6 +81,7 @@ class SystemUnderTest:
         self.progress = progress
         self.batch = batch
         self.failure: BaseException | None = None
+        self.encode_s, self.encoded = 0.0, 0  # post-processing cost, reported beside the latency
 
     def inputs(self, indices: list[int]) -> np.ndarray:
         if self.batch == 1:
@@ -85,8 +97,13 @@ class SystemUnderTest:
             chunk = query_samples[start:start + self.batch]
             try:
                 outputs = self.session.run(self.inputs([s.index for s in chunk]))
-                payloads = [self.encode(outputs[i:i + 1], s.index) if self.encode is not None else b""
-                            for i, s in enumerate(chunk)]
+                if self.encode is not None:
+                    start = time.perf_counter()
+                    payloads = [self.encode(outputs[i:i + 1], s.index) for i, s in enumerate(chunk)]
+                    self.encode_s += time.perf_counter() - start
+                    self.encoded += len(chunk)
+                else:
+                    payloads = [b""] * len(chunk)
             except BaseException as exc:  # noqa: BLE001 - reported after the test, never swallowed
                 self.failure = self.failure or exc
                 payloads = [b""] * len(chunk)
@@ -149,6 +166,7 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
     if cfg.batch > 1 and cfg.scenario != "Offline":
         raise ValueError(f"batch {cfg.batch} in {cfg.scenario}: only Offline batches")
     expected_ms = measure_warmup(session, dataset, cfg.warmup_runs, cfg.batch) if cfg.mode != "accuracy" else 1.0
+    cfg.log_dir = Path(cfg.log_dir).resolve()  # LoadGen runs from inside it
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
     progress = None
     if cfg.progress:
@@ -157,7 +175,8 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
         total = len(dataset) if cfg.mode == "accuracy" else None
         progress = tqdm(total=total, desc=f"  {cfg.mode} {cfg.scenario}", unit="query", file=sys.stderr,
                         leave=False, disable=None)  # None: silent when stderr is not a terminal
-    sut_impl = SystemUnderTest(session, dataset, encode if cfg.mode != "performance" else None, progress, cfg.batch)
+    encoding = cfg.mode != "performance" or cfg.encode_in_performance
+    sut_impl = SystemUnderTest(session, dataset, encode if encoding else None, progress, cfg.batch)
     sut = lg.ConstructSUT(sut_impl.issue_queries, sut_impl.flush_queries)
     qsl = lg.ConstructQSL(len(dataset), dataset.performance_count(), dataset.load, dataset.unload)
     log_settings = lg.LogSettings()
@@ -169,7 +188,10 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
     log_settings.log_mode = lg.LoggingMode.EndOfTestOnly
     before = machine_load.snapshot()
     try:
-        lg.StartTestWithLogSettings(sut, qsl, _settings(lg, cfg, expected_ms), log_settings)
+        # LoadGen reads audit.config from its working directory: the log folder holds one only when a
+        # compliance job wrote it there; one in the user's folder overrides nothing.
+        with contextlib.chdir(cfg.log_dir):
+            lg.StartTestWithLogSettings(sut, qsl, _settings(lg, cfg, expected_ms), log_settings)
         load = machine_load.compare(before, machine_load.snapshot())
     finally:
         lg.DestroyQSL(qsl)
@@ -190,4 +212,7 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
         loadgen_version=detail.get("loadgen_version"),
         errors=detail.get("_errors", []),
         machine_load=load if measured_performance else None,
+        overridden_by_audit_config=loadgen_log.overridden_by_audit_config(detail),
+        timed_postprocessing=measured_performance and encoding,
+        postprocess_ms=1e3 * sut_impl.encode_s / sut_impl.encoded if sut_impl.encoded else None,
     )

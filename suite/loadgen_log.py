@@ -16,12 +16,16 @@ DETAIL = "mlperf_log_detail.txt"
 SUMMARY = "mlperf_log_summary.txt"
 ACCURACY = "mlperf_log_accuracy.json"
 MLLOG_PREFIX = ":::MLLOG "
+#: LoadGen's warning when an audit.config in its working directory overrides the test settings
+AUDIT_OVERRIDE = "Found Audit Config file (audit.config)"
 
 
 def read_detail(log_dir: Path) -> dict[str, Any]:
-    """Every MLLOG key of the detail log mapped to its first value."""
+    """Every MLLOG key of the detail log mapped to its first value; `_errors` and `_warnings` list
+    every entry LoadGen flagged as one."""
     values: dict[str, Any] = {}
     errors: list[str] = []
+    warnings: list[str] = []
     with open(Path(log_dir) / DETAIL, encoding="utf-8") as fh:
         for line in fh:
             if not line.startswith(MLLOG_PREFIX):
@@ -30,8 +34,15 @@ def read_detail(log_dir: Path) -> dict[str, Any]:
             values.setdefault(entry["key"], entry["value"])
             if entry.get("metadata", {}).get("is_error"):
                 errors.append(f"{entry['key']}: {entry['value']}")
+            if entry.get("metadata", {}).get("is_warning"):
+                warnings.append(str(entry["value"]))
     values["_errors"] = errors
+    values["_warnings"] = warnings
     return values
+
+
+def overridden_by_audit_config(detail: dict[str, Any]) -> bool:
+    return any(AUDIT_OVERRIDE in w for w in detail.get("_warnings", []))
 
 
 def _ms(ns: float | int | None) -> float | None:

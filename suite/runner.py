@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from mnv4suite import precision, results
+from mnv4suite import compliance, precision, results
 from mnv4suite.api import Availability, BackendSpec, ModelSpec, check_requirements
 from mnv4suite.config import RunConfig
 from mnv4suite.errors import UnavailableError, UserError
@@ -199,6 +199,7 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
     ]
     references, notes = precision.reference_jobs(jobs, registry.backends.items.get, where.probe)
     jobs += references
+    jobs += compliance.audit_jobs(jobs, config.audit)  # last: after the jobs they audit
     for job in jobs:
         job.out_dir = str(run_dir / job.name)
     done = [o for o in map(finished_outcome, jobs) if o is not None] if resume is not None else []
@@ -339,7 +340,9 @@ def _log_outcome(outcome: Outcome, log) -> None:
                    "BUSY machine: " + "; ".join(load["reasons"])
                    if (load := outcome.result.get("machine_load") or {}).get("quiet") is False else None,
                    f"PARTIAL: {outcome.result['task']['dataset']['skipped']} unusable sample(s) skipped"
-                   if outcome.result["status"] == "partial" else None]
+                   if outcome.result["status"] == "partial" else None,
+                   f"post-processing {loadgen.get('postprocess_ms_per_sample', 0):.2f} ms/sample inside the timed latency"
+                   if (loadgen := outcome.result["loadgen"]).get("timed_postprocessing") else None]
         log("  done: " + ", ".join(f for f in figures if f))
     if outcome.error:
         log(f"  failed: {outcome.error['message']}")

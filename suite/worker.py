@@ -56,10 +56,15 @@ class Job:
     threads: int | None = None
     #: samples per inference (Offline batches; 1 everywhere else)
     batch: int = 1
+    #: the LoadGen compliance test this job is (mnv4suite.compliance), None for an ordinary job
+    audit: str | None = None
+    #: post-process answers in a performance run too, inside the timed latency (TEST01 logs them; an
+    #: audit of a `both` run times what that run timed)
+    encode_in_performance: bool = False
 
     @property
     def name(self) -> str:
-        return f"{self.task}__{self.model}__{self.backend}__{self.scenario}"
+        return f"{self.task}__{self.model}__{self.backend}__{self.scenario}" + (f"__{self.audit}" if self.audit else "")
 
     def save(self, path: Path) -> None:
         atomic_write_json(path, asdict(self))
@@ -159,10 +164,17 @@ def execute(job: Job) -> dict[str, Any]:
             time.sleep(job.cooldown_s)
         say(f"LoadGen {job.scenario} {mode}, preset {preset.name} ({preset.summary})"
             + ("" if device else f" on the stand-in: {session.accelerator}"))
+        if job.audit:
+            from mnv4suite.compliance import AUDIT_FILE, audit_config
+
+            log_dir.mkdir(parents=True, exist_ok=True)
+            (log_dir / AUDIT_FILE).write_text(audit_config(job.audit), encoding="utf-8")
+            say(f"compliance test {job.audit}: LoadGen reads {log_dir / AUDIT_FILE}")
         report = harness.run_test(
             session, dataset, lambda outputs, index: task.encode(outputs, index, dataset),
             harness.HarnessSettings(scenario=job.scenario, mode=mode, preset=preset, seeds=Seeds(**job.seeds),
-                                    log_dir=log_dir, progress=job.progress, batch=job.batch),
+                                    log_dir=log_dir, progress=job.progress, batch=job.batch,
+                                    encode_in_performance=job.encode_in_performance),
         )
     if report is not None and report.machine_load is not None and report.machine_load["quiet"] is False:
         say("warning: the machine was busy while LoadGen timed it (" + "; ".join(report.machine_load["reasons"])
@@ -301,6 +313,11 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
             # LoadGen's logs and the files for MLCommons' scripts (some in sub-folders), each hashed
             "logs": {p.relative_to(log_dir).as_posix(): sha256_file(p) for p in sorted(log_dir.rglob("*"))
                      if p.is_file()} if report else {},
+            "audit": job.audit,
+            **({"overridden_by_audit_config": report.overridden_by_audit_config,
+                "timed_postprocessing": report.timed_postprocessing} if report and report.latency else {}),
+            **({"postprocess_ms_per_sample": report.postprocess_ms} if report and report.postprocess_ms is not None
+               else {}),
         },
         "system": {**system, "frameworks": {**system["frameworks"], **versions}},
         "node": job.node or node_info(),

@@ -36,6 +36,8 @@ METRICS = {"ap": 0, "ap50": 1, "ap75": 2, "ap_small": 3, "ap_medium": 4, "ap_lar
 
 
 class CocoTask(Task):
+    payload_dtype = "float32"
+
     def dataset(self, model: ModelSpec, data: Path | None, count: int | None = None, on_error: str = "stop",
                 cache_dir: Path | None = None) -> Dataset:
         """Real images from a COCO root `data` (see layout.py), or `count` (default 64) seeded random inputs

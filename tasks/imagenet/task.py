@@ -25,6 +25,8 @@ PAYLOAD_DTYPE = np.dtype("<i4")
 
 
 class ImageNetTask(Task):
+    payload_dtype = "int32"
+
     def dataset(self, model: ModelSpec, data: Path | None, count: int | None = None, on_error: str = "stop",
                 cache_dir: Path | None = None) -> Dataset:
         """Real images from `data` (either layout, see layout.py), or `count` (default 64) seeded random

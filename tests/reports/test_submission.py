@@ -352,3 +352,56 @@ def test_a_busy_machine_is_rejected_under_the_submission_rules(submission):
     text = reasons(subs.validate_submission(submission, subs.get_rules("submission")))
     assert "[quiet] the machine was busy while LoadGen timed it (other processes used 1.02 of 2 cores" in text
     assert "[quiet]" not in reasons(subs.validate_submission(submission, DEV))  # development rules allow it
+
+
+def test_a_run_overridden_by_an_audit_config_is_rejected_unless_it_is_a_compliance_run(submission):
+    """The log says LoadGen took its settings from an audit.config: the result's settings are not what ran."""
+    import hashlib
+
+    detail = result_path(submission, "onnxruntime-cpu").parent / "loadgen" / "mlperf_log_detail.txt"
+    warning = {"key": "warning_generic_message", "value": "Found Audit Config file (audit.config). Overriding "
+               "TestSettings from audit.config file.", "metadata": {"is_error": False, "is_warning": True}}
+    detail.write_text(":::MLLOG " + json.dumps(warning) + "\n" + detail.read_text())
+    digest = hashlib.sha256(detail.read_bytes()).hexdigest()
+
+    def rehash(result):
+        result["loadgen"]["logs"]["mlperf_log_detail.txt"] = digest
+
+    edit_result(submission, "onnxruntime-cpu", rehash)
+    verdict = subs.validate_submission(submission, DEV)
+    assert "[rules] mlperf_log_detail.txt says an audit.config overrode LoadGen's settings" in reasons(verdict)
+    assert not verdict.accepted
+
+    edit_result(submission, "onnxruntime-cpu", lambda result: result["loadgen"].update(audit="TEST04"))
+    assert "audit.config" not in reasons(subs.validate_submission(submission, DEV))
+
+
+def test_timed_results_need_their_compliance_runs(submission):
+    rules = subs.Rules("test", "rapid", "compliance required", quiet_machine=False, compliance_tests=("TEST01", "TEST04"))
+    assert subs.RULES["submission"].compliance_tests == ("TEST01", "TEST04") and not DEV.compliance_tests
+    verdict = subs.validate_submission(submission, rules)
+    [timed] = [r for r in verdict.results if r.result["mode"] == "both"]
+    assert not timed.accepted
+    assert "[compliance] no accepted TEST01 run of this job in the submission" in reasons(verdict)
+    assert "[compliance] no accepted TEST04 run" in reasons(verdict)
+
+    # a TEST01 run of the same job, as `mnv4suite run --audit` makes it, next to the submission's runs
+    env = dict(os.environ, MNV4SUITE_PLUGINS="tinynet", MNV4SUITE_CACHE=str(submission.parent / "cache"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(PLUGIN_DIR), os.environ.get("PYTHONPATH")])))
+    data = submission.parent / "imagenet"
+    sys.path.insert(0, str(TESTS))
+    from support import make_image_folder
+
+    make_image_folder(data, WNIDS[:3], per_class=4)
+    (data / "LOC_synset_mapping.txt").write_text("".join(f"{w} class {i}\n" for i, w in enumerate(WNIDS)))
+    [both] = [p for p in submission.glob("*/*onnxruntime-cpu*/result.json")]
+    weights = json.loads(both.read_text())["model"]["weights"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnv4suite", "run", "--backend", "onnxruntime-cpu", "--model", "tiny-cnn",
+         "--preset", "rapid", "--data", str(data), "--weights", weights, "--audit", "TEST01", "--out", str(submission)],
+        cwd=submission.parent, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verdict = subs.validate_submission(submission, rules)
+    text = reasons(verdict)
+    assert "no accepted TEST01 run" not in text and "TEST01 accuracy check" not in text
+    assert "[compliance] no accepted TEST04 run" in text  # still required, still missing
