@@ -474,7 +474,7 @@ def _check_detail_figures(verdict: ResultVerdict, log_dir: Path, result: dict[st
         return
     figures = loadgen_log.latency_figures(detail)
     latency = result["latency"] or {}
-    for key in LATENCY_FIELDS:
+    for key in LATENCY_FIELDS + (("qps_with_loadgen_overhead",) if "qps_with_loadgen_overhead" in latency else ()):
         if latency.get(key) != figures[key]:
             differ(f"latency.{key}", latency.get(key), figures[key])
     logged_validity = loadgen_log.validity(detail)

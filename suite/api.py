@@ -257,6 +257,8 @@ class BackendSpec:
     #: a reduced-precision variant's fp32 backend: a run measuring accuracy adds its accuracy job, so
     #: the variant's accuracy is reported against fp32 of the same weights on the same samples
     fp32_reference: str | None = None
+    #: who makes the runtime (MLPerf Mobile's backend vendor); empty: known from the framework
+    vendor: str = ""
 
     def unsupported(self, model: ModelSpec) -> str | None:
         return self.supports(model) if self.supports is not None else None

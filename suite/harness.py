@@ -12,6 +12,7 @@ import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,6 +59,9 @@ class HarnessReport:
     timed_postprocessing: bool = False
     #: mean post-processing time per answered sample (ms); None when nothing was post-processed
     postprocess_ms: float | None = None
+    #: when the LoadGen test began (UTC, ISO 8601) and how long it ran (wall clock, s)
+    test_started: str = ""
+    test_duration_s: float = 0.0
 
 
 #: The task's post-processing of one sample: (raw outputs, sample index) -> accuracy-log payload.
@@ -187,11 +191,13 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
     # thread pool, stalls inferences: 1.15x the bare loop's mean on 2 cores, 1.00-1.03x without it.
     log_settings.log_mode = lg.LoggingMode.EndOfTestOnly
     before = machine_load.snapshot()
+    started, start = datetime.now(timezone.utc), time.perf_counter()
     try:
         # LoadGen reads audit.config from its working directory: the log folder holds one only when a
         # compliance job wrote it there; one in the user's folder overrides nothing.
         with contextlib.chdir(cfg.log_dir):
             lg.StartTestWithLogSettings(sut, qsl, _settings(lg, cfg, expected_ms), log_settings)
+        duration_s = time.perf_counter() - start
         load = machine_load.compare(before, machine_load.snapshot())
     finally:
         lg.DestroyQSL(qsl)
@@ -215,4 +221,6 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
         overridden_by_audit_config=loadgen_log.overridden_by_audit_config(detail),
         timed_postprocessing=measured_performance and encoding,
         postprocess_ms=1e3 * sut_impl.encode_s / sut_impl.encoded if sut_impl.encoded else None,
+        test_started=started.isoformat(timespec="microseconds"),
+        test_duration_s=round(duration_s, 3),
     )

@@ -63,9 +63,11 @@ def latency_figures(detail: dict[str, Any]) -> dict[str, Any]:
         "early_stopping_p90_ms": None,
         "samples_per_s": None,
     }
+    figures["qps_with_loadgen_overhead"] = None
     if scenario == "SingleStream":
         figures["early_stopping_p90_ms"] = _ms(detail.get("early_stopping_latency_ss"))
         figures["samples_per_s"] = detail.get("result_qps_without_loadgen_overhead")
+        figures["qps_with_loadgen_overhead"] = detail.get("result_qps_with_loadgen_overhead")
     else:
         figures["samples_per_s"] = detail.get("result_samples_per_second")
     return figures

@@ -61,6 +61,41 @@ def git_commit() -> str:
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
+def _read(path: str) -> str | None:
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return text[:200] or None
+
+
+def _command(*argv: str) -> str | None:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()[:200] or None if out.returncode == 0 else None
+
+
+@lru_cache(maxsize=1)
+def device_info() -> dict:
+    """Manufacturer, model and SoC as the OS reports them (MLPerf Mobile's device environment): Android's
+    build properties, Linux DMI (PCs and servers) and the device tree (boards), macOS sysctl."""
+    if Path("/system/build.prop").exists():  # Android
+        return {"manufacturer": _command("getprop", "ro.product.manufacturer"),
+                "model": _command("getprop", "ro.product.model"),
+                "soc": _command("getprop", "ro.soc.model") or _command("getprop", "ro.board.platform")}
+    if platform.system() == "Darwin":
+        return {"manufacturer": "Apple", "model": _command("sysctl", "-n", "hw.model"),
+                "soc": _command("sysctl", "-n", "machdep.cpu.brand_string")}
+    model = _read("/sys/class/dmi/id/product_name") or _read("/proc/device-tree/model")
+    soc = None
+    compatible = _read("/proc/device-tree/compatible")  # "vendor,board\0vendor,soc": the SoC comes last
+    if compatible:
+        soc = compatible.split("\0")[-1] or None
+    return {"manufacturer": _read("/sys/class/dmi/id/sys_vendor"), "model": model, "soc": soc or cpu_model()}
+
+
 def system_info() -> dict:
     frameworks = {name: v for name in FRAMEWORK_DISTRIBUTIONS if (v := distribution_version(name))}
     return {
@@ -69,12 +104,15 @@ def system_info() -> dict:
         "machine": platform.machine(),
         "os": platform.platform(),
         "python": platform.python_version(),
+        "device": device_info(),
         "frameworks": frameworks,
     }
 
 
 def suite_info() -> dict:
-    return {"version": mnv4suite.__version__, "git_commit": git_commit()}
+    commit = git_commit()
+    return {"version": mnv4suite.__version__, "git_commit": commit,
+            "git_dirty": None if commit == "unknown" else commit.endswith("-dirty")}
 
 
 def node_info() -> dict:

@@ -79,6 +79,9 @@ def say(message: str) -> None:
 
 
 CALIBRATION_SAMPLES = 128
+#: Who makes each built-in framework's runtime, for `backend.vendor` (a plugin's BackendSpec.vendor wins).
+FRAMEWORK_VENDORS = {"torch": "PyTorch Foundation", "onnxruntime": "Microsoft", "ai-edge-litert": "Google",
+                     "coremltools": "Apple"}
 
 
 def calibration_set(task, model_spec, data: Path | None, task_id: str, cache_dir: Path | None = None) -> CalibrationSet:
@@ -289,6 +292,7 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
             "threads": session.threads if (device and session) else None,
             "threads_requested": job.threads,
             "hardware": backend_spec.hardware,
+            "vendor": backend_spec.vendor or FRAMEWORK_VENDORS.get(backend_spec.framework, "unknown"),
             "provider": registry.plugin_versions.get(provider, provider),
             "artifact": {
                 "kind": artifact.kind,
@@ -314,6 +318,7 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
             "logs": {p.relative_to(log_dir).as_posix(): sha256_file(p) for p in sorted(log_dir.rglob("*"))
                      if p.is_file()} if report else {},
             "audit": job.audit,
+            **({"test": {"started": report.test_started, "duration_s": report.test_duration_s}} if report else {}),
             **({"overridden_by_audit_config": report.overridden_by_audit_config,
                 "timed_postprocessing": report.timed_postprocessing} if report and report.latency else {}),
             **({"postprocess_ms_per_sample": report.postprocess_ms} if report and report.postprocess_ms is not None

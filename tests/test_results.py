@@ -98,5 +98,19 @@ def test_crash_while_writing_keeps_the_old_file_whole(tmp_path):
 
 def test_schema_ships_with_the_package():
     schema = results.schema()
-    assert schema["properties"]["schema_version"]["const"] == results.SCHEMA_VERSION
+    assert schema["properties"]["schema_version"]["enum"] == ["1.0", results.SCHEMA_VERSION] == ["1.0", "1.1"]
     assert json.dumps(schema)
+
+
+def test_a_1_0_result_still_reads_and_1_1_adds_optional_fields():
+    """Results written before 1.1 stay valid; the 1.1 fields are optional so either version validates."""
+    old = sample_result()
+    assert old["schema_version"] == "1.0" and not results.schema_errors(old)
+    new = sample_result()
+    new["schema_version"] = "1.1"
+    new["suite"]["git_dirty"] = False
+    new["system"]["device"] = {"manufacturer": "Google", "model": "Pixel 8", "soc": "Tensor G3"}
+    new["backend"]["vendor"] = "Google"
+    assert not results.schema_errors(new)
+    new["schema_version"] = "2.0"
+    assert results.schema_errors(new)
