@@ -53,6 +53,17 @@ def load_weights(
     return origin
 
 
+def check_finite(state_dict: Mapping[str, torch.Tensor], origin: str) -> None:
+    """NaN or infinite weights make every answer garbage that still looks like a result: refuse them."""
+    broken = [(k, int((~torch.isfinite(v)).sum()), v.numel()) for k, v in state_dict.items()
+              if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        named = ", ".join(f"{k} ({bad} of {total})" for k, bad, total in broken[:5])
+        more = f" and {len(broken) - 5} more tensors" if len(broken) > 5 else ""
+        raise UserError(f"weights file '{origin}' holds NaN or infinite values in {len(broken)} tensor(s): "
+                        f"{named}{more}. The checkpoint is damaged (or was saved after training diverged)")
+
+
 def load_state_dict(
     source: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None
 ) -> tuple[dict[str, torch.Tensor], str]:
@@ -66,7 +77,9 @@ def load_state_dict(
         if not path.is_file():
             what = "is a directory, not a checkpoint file" if path.is_dir() else "does not exist"
             raise UserError(f"weights file '{path}' {what}")
-    return _read_checkpoint(path, origin), origin
+    state_dict = _read_checkpoint(path, origin)
+    check_finite(state_dict, origin)
+    return state_dict, origin
 
 
 def _read_checkpoint(path: Path, origin: str) -> dict[str, torch.Tensor]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from mnv4suite import loadgen_log, results
 from mnv4suite.errors import UserError
+from mnv4suite.safeparse import load_json, load_yaml, printable
 from mnv4suite.run_rules import PRESETS, Seeds
 
 SUBMISSION_FILE = "submission.yaml"
@@ -281,11 +282,10 @@ def read_submission_yaml(data: bytes) -> tuple[dict[str, Any] | None, list[str]]
     import yaml
 
     try:
-        text = data.decode("utf-8")
-        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
-            return None, [f"{SUBMISSION_FILE} uses YAML aliases: write every value out"]
-        meta = yaml.safe_load(text)
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        meta = load_yaml(data, SUBMISSION_FILE, max_bytes=MAX_YAML_BYTES)
+    except ValueError as exc:
+        return None, [str(exc)]
+    except yaml.YAMLError as exc:
         return None, [f"{SUBMISSION_FILE} is not valid UTF-8 YAML: {exc}"]
     cls = jsonschema.validators.validator_for(SUBMISSION_SCHEMA)
     errors = sorted(cls(SUBMISSION_SCHEMA).iter_errors(meta), key=lambda e: list(e.absolute_path))
@@ -298,8 +298,26 @@ def read_submission_yaml(data: bytes) -> tuple[dict[str, Any] | None, list[str]]
 # --------------------------------------------------------------------------- validation
 
 
+def check_output_file(option: str, path: Path) -> None:
+    """A file the command will write: not a folder, and its folder must exist."""
+    if path.is_dir():
+        raise UserError(f"{option} {printable(path)} is a folder: give a file name to write")
+    if not path.parent.is_dir():
+        raise UserError(f"{option} {printable(path)}: the folder {printable(path.parent)} does not exist")
+
+
 def validate_submission(path: Path, rules: Rules = RULES["submission"]) -> SubmissionVerdict:
-    """The verdict on one submission folder: every result checked, every reason kept."""
+    """The verdict on one submission folder: every result checked, every reason kept. Never raises on
+    what the submission holds: a check that fails unexpectedly rejects it with the reason."""
+    try:
+        return _validate_submission(path, rules)
+    except (RecursionError, MemoryError, ValueError, TypeError, KeyError, OSError) as exc:
+        verdict = SubmissionVerdict(path=str(path), rules=rules)
+        verdict.reject("files", f"the submission could not be checked: {type(exc).__name__}: {printable(exc)}")
+        return verdict
+
+
+def _validate_submission(path: Path, rules: Rules) -> SubmissionVerdict:
     root = Path(path)
     verdict = SubmissionVerdict(path=str(path), rules=rules)
     if root.is_symlink() or not root.is_dir():
@@ -338,12 +356,12 @@ def validate_submission(path: Path, rules: Rules = RULES["submission"]) -> Submi
 def _check_result(root: Path, rel: PurePosixPath, files: list[PurePosixPath], rules: Rules) -> ResultVerdict:
     verdict = ResultVerdict(path=str(rel))
     try:
-        result = json.loads(_read_bytes(root, rel, MAX_RESULT_BYTES).decode("utf-8"))
+        result = load_json(_read_bytes(root, rel, MAX_RESULT_BYTES), "result.json", max_bytes=MAX_RESULT_BYTES)
     except UnsafeSubmission as exc:
         verdict.reject("files", str(exc))
         return verdict
-    except (UnicodeDecodeError, ValueError) as exc:
-        verdict.reject("schema", f"not JSON: {exc}")
+    except ValueError as exc:
+        verdict.reject("schema", str(exc))
         return verdict
     errors = results.schema_errors(result) if isinstance(result, dict) else ["(root): not an object"]
     if errors:
@@ -623,19 +641,20 @@ def verdict_json(verdicts: list[SubmissionVerdict]) -> dict[str, Any]:
 
 
 def render_verdicts(verdicts: list[SubmissionVerdict]) -> str:
+    """The verdicts for a terminal: every name and reason came from a submission, so each is escaped."""
     lines: list[str] = []
     for sub in verdicts:
-        lines.append(f"{'ACCEPTED' if sub.accepted else 'REJECTED'}  {sub.path}  (rules: {sub.rules.name})")
+        lines.append(f"{'ACCEPTED' if sub.accepted else 'REJECTED'}  {printable(sub.path)}  (rules: {sub.rules.name})")
         if sub.rules.name != "submission":
             lines.append(f"  note: {sub.rules.note}")
         for reason in sub.reasons:
-            lines.append(f"  - {reason}")
+            lines.append(f"  - {printable(reason, 1000)}")
         for r in sub.results:
             s = r.summary()
             what = " ".join(str(s[k]) for k in ("task", "model", "precision", "backend", "scenario", "mode") if s[k])
-            lines.append(f"  {'ok      ' if r.accepted else 'rejected'}  {r.path}  {what}")
+            lines.append(f"  {'ok      ' if r.accepted else 'rejected'}  {printable(r.path)}  {printable(what)}")
             for reason in r.reasons:
-                lines.append(f"      - {reason}")
+                lines.append(f"      - {printable(reason, 1000)}")
     total = len(verdicts)
     accepted = sum(v.accepted for v in verdicts)
     lines.append(f"\n{accepted} of {total} submission(s) accepted")
@@ -659,7 +678,9 @@ def cmd_validate(args) -> int:
     rules = get_rules(args.rules)
     for given in args.submissions:
         if not Path(given).is_dir():
-            raise UserError(f"submission folder {given} does not exist")
+            raise UserError(f"submission folder {printable(given)} does not exist")
+    if args.json not in (None, "-"):
+        check_output_file("--json", Path(args.json))
     verdicts = [validate_submission(Path(given), rules) for given in args.submissions]
     report = verdict_json(verdicts)
     if args.json == "-":

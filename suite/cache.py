@@ -7,10 +7,14 @@ is missing, partial or altered is rebuilt rather than trusted.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import json
 import os
+import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +23,8 @@ from mnv4suite.api import ArtifactCacheLike
 from mnv4suite.fileio import atomic_write_json, sha256_file
 
 CACHE_ENV = "MNV4SUITE_CACHE"
+#: where this process builds artifacts when the cache cannot be written (made on first need)
+_SCRATCH: Path | None = None
 
 
 def default_cache_dir() -> Path:
@@ -44,11 +50,21 @@ class ArtifactCache(ArtifactCacheLike):
 
     def fetch_or_build(self, key: dict[str, Any], suffix: str, build: Callable[[Path], None]) -> tuple[Path, str, bool]:
         entry = self.entry_dir(key)
-        entry.mkdir(parents=True, exist_ok=True)
         artifact = entry / f"artifact{suffix}"
         manifest = entry / "manifest.json"
+        # A finished entry is read without the lock (entries are completed by an atomic rename, the
+        # manifest last), so a read-only cache still serves what it holds.
+        if self._valid(artifact, manifest):
+            digest = json.loads(manifest.read_text())["sha256"]
+            self.used.append((key, suffix, artifact, digest))
+            return artifact, digest, True
+        try:
+            entry.mkdir(parents=True, exist_ok=True)
+            lock_file = open(entry / ".lock", "w")
+        except OSError as exc:
+            return self._build_outside(key, suffix, build, exc)
         # One builder at a time per entry; others wait and then reuse its work.
-        with open(entry / ".lock", "w") as lock:
+        with lock_file as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self._valid(artifact, manifest):
                 digest = json.loads(manifest.read_text())["sha256"]
@@ -68,6 +84,24 @@ class ArtifactCache(ArtifactCacheLike):
             )
             self.used.append((key, suffix, artifact, digest))
             return artifact, digest, False
+
+    def _build_outside(self, key: dict[str, Any], suffix: str, build: Callable[[Path], None],
+                       why: OSError) -> tuple[Path, str, bool]:
+        """The cache cannot be written: build into a temporary folder for this process, and say so."""
+        global _SCRATCH
+        if _SCRATCH is None:
+            _SCRATCH = Path(tempfile.mkdtemp(prefix="mnv4suite-uncached-"))
+            atexit.register(shutil.rmtree, _SCRATCH, True)
+        print(f"  warning: the artifact cache {self.root} cannot be written ({why.strerror or why}): building in "
+              f"{_SCRATCH}, not kept for the next run (set --cache-dir or ${CACHE_ENV} to a writable folder)",
+              file=sys.stderr, flush=True)
+        artifact = _SCRATCH / f"{cache_key(key)}{suffix}"
+        build(artifact)
+        if not artifact.exists() or artifact.stat().st_size == 0:
+            raise RuntimeError(f"artifact builder wrote nothing to {artifact}")
+        digest = sha256_file(artifact)
+        self.used.append((key, suffix, artifact, digest))
+        return artifact, digest, False
 
     def install(self, key: dict[str, Any], suffix: str, data: bytes, sha256: str) -> Path:
         """Put an artifact built elsewhere under its key, after checking it is the file that was built."""

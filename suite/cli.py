@@ -148,6 +148,11 @@ def cmd_info(args) -> int:
     from mnv4suite.registry import get_registry
 
     spec = get_registry().models.get(args.model)
+    if args.resolution is not None and not 32 <= args.resolution <= 2048:
+        raise UserError(f"--resolution {args.resolution}: give an input size from 32 to 2048 pixels "
+                        f"(leave it out for the model's own, {spec.resolution})")
+    if args.bytes_per_element is not None and not 0 < args.bytes_per_element <= 8:
+        raise UserError(f"--bytes-per-element {args.bytes_per_element}: give a size from 0.5 (int4) to 8 (fp64)")
     found = check_requirements(spec.requires)
     if not found:
         raise UnavailableError(f"model '{spec.id}' cannot be built here: {found.explain()}")

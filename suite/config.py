@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from mnv4suite.errors import UserError
+from mnv4suite.safeparse import load_yaml, printable
 from mnv4suite.run_rules import check_mode, get_preset, normalize_scenario
 
 DEFAULT_OUT = "mnv4suite-results"
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass
@@ -36,6 +38,17 @@ class RunConfig:
     audit: list[str] = field(default_factory=list)  # LoadGen compliance tests (TEST01, TEST04)
 
     def __post_init__(self) -> None:
+        for key in ("task", "preset", "data", "weights", "out", "on_error", "cache_dir", "mode"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                raise UserError(f"'{key}' must be text, not {_kind(value)} {printable(repr(value), 60)}")
+            if isinstance(value, str) and "\x00" in value:
+                raise UserError(f"'{key}' holds a NUL character")
+        for key in ("task", "preset", "out", "on_error"):
+            if getattr(self, key) is None:
+                raise UserError(f"'{key}' needs a value (leave the key out for the default)")
+        if self.scenario is None:
+            raise UserError("'scenario' needs a value: SingleStream, Offline or both (leave the key out for SingleStream)")
         self.backend = _as_list(self.backend, "backend")
         self.model = _as_list(self.model, "model")
         get_preset(self.preset)
@@ -66,13 +79,24 @@ class RunConfig:
         from mnv4suite.compliance import check_tests
 
         self.audit = check_tests(_as_list(self.audit, "audit"))
-        if self.count is not None and (not isinstance(self.count, int) or self.count < 1):
-            raise UserError(f"count must be a positive integer, not {self.count!r}")
+        if self.count is not None and (isinstance(self.count, bool) or not isinstance(self.count, int)
+                                       or not 1 <= self.count <= MAX_COUNT):
+            raise UserError(f"count must be a whole number from 1 to {MAX_COUNT}, not {printable(repr(self.count), 60)}")
 
 
     @property
     def scenarios(self) -> list[str]:
         return [self.scenario] if isinstance(self.scenario, str) else list(self.scenario)
+
+
+#: More samples than any dataset the suite knows (ImageNet val 50,000; COCO train 118,287) by far,
+#: and within what LoadGen's sample counters take.
+MAX_COUNT = 10_000_000
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", dict: "a mapping", bool: "true/false", int: "a number", float: "a number"}.get(
+        type(value), f"a {type(value).__name__}")
 
 
 def _as_list(value: Any, key: str) -> list[str]:
@@ -81,7 +105,7 @@ def _as_list(value: Any, key: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise UserError(f"'{key}' must be a name or a list of names, not {value!r}")
+        raise UserError(f"'{key}' must be a name or a list of names, not {printable(repr(value), 80)}")
     # "a,b" on the command line means two names
     return [name.strip() for item in value for name in item.split(",") if name.strip()]
 
@@ -91,10 +115,16 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config file {path} is a folder: give the YAML file itself")
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_bytes(), f"config file {path}", max_bytes=MAX_CONFIG_BYTES)
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     except yaml.YAMLError as exc:
         where = ""
         if getattr(exc, "problem_mark", None) is not None:

@@ -31,3 +31,8 @@ class UnavailableError(UserError):
     """A backend that cannot run here, with every reason why."""
 
     exit_code = 3
+
+
+class JobFailed(Exception):
+    """One job cannot give a trustworthy result (e.g. its model answers NaN); the others may. The
+    message says why; no traceback, and the run goes on."""

@@ -59,6 +59,8 @@ class HarnessReport:
     timed_postprocessing: bool = False
     #: mean post-processing time per answered sample (ms); None when nothing was post-processed
     postprocess_ms: float | None = None
+    #: answered samples whose raw outputs held NaN or infinity (counted where answers are post-processed)
+    nonfinite_samples: int = 0
     #: when the LoadGen test began (UTC, ISO 8601) and how long it ran (wall clock, s)
     test_started: str = ""
     test_duration_s: float = 0.0
@@ -86,6 +88,7 @@ class SystemUnderTest:
         self.batch = batch
         self.failure: BaseException | None = None
         self.encode_s, self.encoded = 0.0, 0  # post-processing cost, reported beside the latency
+        self.nonfinite = 0  # answered samples whose outputs held NaN or infinity
 
     def inputs(self, indices: list[int]) -> np.ndarray:
         if self.batch == 1:
@@ -102,6 +105,8 @@ class SystemUnderTest:
             try:
                 outputs = self.session.run(self.inputs([s.index for s in chunk]))
                 if self.encode is not None:
+                    finite = np.isfinite(np.asarray(outputs)).reshape(len(outputs), -1).all(axis=1)
+                    self.nonfinite += int(len(chunk) - finite[:len(chunk)].sum())
                     start = time.perf_counter()
                     payloads = [self.encode(outputs[i:i + 1], s.index) for i, s in enumerate(chunk)]
                     self.encode_s += time.perf_counter() - start
@@ -221,6 +226,7 @@ def run_test(session: Session, dataset: Dataset, encode: Encoder, cfg: HarnessSe
         overridden_by_audit_config=loadgen_log.overridden_by_audit_config(detail),
         timed_postprocessing=measured_performance and encoding,
         postprocess_ms=1e3 * sut_impl.encode_s / sut_impl.encoded if sut_impl.encoded else None,
+        nonfinite_samples=sut_impl.nonfinite,
         test_started=started.isoformat(timespec="microseconds"),
         test_duration_s=round(duration_s, 3),
     )

@@ -4,6 +4,7 @@ written atomically so that a crash never leaves a half-written result."""
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -36,7 +37,26 @@ def _validator():
 
 def schema_errors(result: dict[str, Any]) -> list[str]:
     errors = sorted(_validator().iter_errors(result), key=lambda e: list(e.absolute_path))
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors]
+    # "not valid under any of the given schemas" (a oneOf of null or an object) says nothing: name the
+    # deepest problem inside instead
+    errors = [max(e.context, key=lambda c: len(c.absolute_path)) if e.validator == "oneOf" and e.context else e
+              for e in errors]
+    found = [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors]
+    # JSON Schema's minimum/maximum let NaN through (every comparison with it is false)
+    return found + [f"{where}: {value} is not a finite number" for where, value in _non_finite(result)]
+
+
+def _non_finite(value: Any, where: str = "(root)") -> list[tuple[str, float]]:
+    stack, found = [(value, where)], []
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            found.append((path, item))
+        elif isinstance(item, dict):
+            stack.extend((v, f"{path}/{k}" if path != "(root)" else str(k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}/{i}") for i, v in enumerate(item))
+    return sorted(found)
 
 
 def validate(result: dict[str, Any], source: str = "result") -> None:
@@ -52,10 +72,24 @@ def write(result: dict[str, Any], path: Path) -> Path:
     return path
 
 
+#: Far above any result the suite writes (a few KiB; a COCO artifact's details stay well under 1 MiB).
+MAX_RESULT_BYTES = 4 << 20
+
+
 def read(path: Path) -> dict[str, Any]:
+    """A result file from anywhere (a report, a submission): size, depth and finite numbers checked first."""
+    from mnv4suite.safeparse import load_json, printable
+
+    path = Path(path)
     try:
-        result = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read result file {path}: {exc}") from exc
-    validate(result, source=str(path))
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_RESULT_BYTES + 1)
+        result = load_json(data, "the file", max_bytes=MAX_RESULT_BYTES)
+    except IsADirectoryError:
+        raise UserError(f"cannot read result file {printable(path)}: it is a folder") from None
+    except OSError as exc:
+        raise UserError(f"cannot read result file {printable(path)}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UserError(f"cannot read result file {printable(path)}: {printable(exc)}") from None
+    validate(result, source=printable(str(path)))
     return result

@@ -136,6 +136,8 @@ def _select_backends(config: RunConfig, registry: Registry,
 def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, resume: Path | None = None) -> Plan:
     """The jobs of a run. `where` answers which backends can run (default: this host); `resume` is an
     earlier run's folder, whose jobs with a valid result are not run again."""
+    for option, folder in (("--out", config.out), ("--cache-dir", config.cache_dir)):
+        check_folder(option, folder)
     task_spec = registry.tasks.get(config.task)
     missing = task_spec.probe()
     if not missing:
@@ -160,6 +162,9 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
             raise UserError(f"--weights applies to one model; {len(models)} were selected: pass --model too")
         # a hub name looks like "hf-hub:org/name"; "pretrained" is the model's default public checkpoint
         if weights != "pretrained" and (":" not in weights or Path(weights).exists()):
+            if Path(weights).expanduser().is_dir():
+                raise UserError(f"--weights {weights} is a folder: give the checkpoint file itself "
+                                "(.safetensors, .pth or .bin)")
             if not Path(weights).expanduser().is_file():
                 raise UserError(f"weights file {weights} does not exist")
             weights = str(Path(weights).expanduser().resolve())
@@ -209,6 +214,19 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
                 skipped_backends={k: v for k, v in unavailable.items() if k not in chosen},
                 estimated_backends={k: v for k, v in unavailable.items() if k in chosen},
                 config=config, done=done, notes=notes)
+
+
+def check_folder(option: str, folder: str | None) -> None:
+    """A folder the run writes into: it may not exist yet, but it must not be a file (or lie under one)."""
+    if not folder:
+        return
+    path = Path(folder).expanduser()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise UserError(f"{option} {folder}: {candidate} is a file, not a folder; give a folder "
+                                "(it is created if missing)")
+            return
 
 
 def batch_size(config: RunConfig, backend: BackendSpec, scenario: str) -> int:

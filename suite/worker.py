@@ -7,6 +7,7 @@ The worker leaves either `result.json` (schema-valid, complete) or `error.json` 
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -21,7 +22,7 @@ import numpy as np
 
 from mnv4suite import harness, results
 from mnv4suite.api import CalibrationSet, DeviceProfile
-from mnv4suite.errors import UnavailableError, UserError
+from mnv4suite.errors import JobFailed, UnavailableError, UserError
 from mnv4suite.fileio import atomic_write_json, sha256_file
 from mnv4suite.run_rules import Seeds, get_preset
 
@@ -182,6 +183,11 @@ def execute(job: Job) -> dict[str, Any]:
     if report is not None and report.machine_load is not None and report.machine_load["quiet"] is False:
         say("warning: the machine was busy while LoadGen timed it (" + "; ".join(report.machine_load["reasons"])
             + "): the latency figures are not the hardware's; stop other work and run again")
+    if report is not None and report.nonfinite_samples:
+        raise JobFailed(
+            f"{report.nonfinite_samples} of {len(dataset)} samples got NaN or infinite outputs from {backend_spec.id}: "
+            "its numerics are broken (weights, conversion, quantization or the delegate), so no accuracy or result "
+            f"is reported. The logs are in {log_dir}")
     accuracy = None
     if report is not None and mode != "performance":
         metrics = task.metric(report.payloads, dataset)
@@ -357,15 +363,44 @@ def main(argv: list[str] | None = None) -> int:
             execute(job)
         return 0
     except UserError as exc:
-        atomic_write_json(out_dir / ERROR_FILE, {"kind": type(exc).__name__, "user_error": True, "message": str(exc)})
+        _record_error(out_dir, {"kind": type(exc).__name__, "user_error": True, "message": str(exc)})
         return exc.exit_code
-    except BaseException as exc:  # noqa: BLE001 - recorded for the runner, then re-raised as exit code
-        atomic_write_json(
-            out_dir / ERROR_FILE,
-            {"kind": type(exc).__name__, "user_error": False, "message": str(exc) or repr(exc), "traceback": traceback.format_exc()},
-        )
-        traceback.print_exc()
+    except JobFailed as exc:
+        _record_error(out_dir, {"kind": "JobFailed", "user_error": False, "message": str(exc)})
         return 1
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            _unexpected(out_dir, exc)
+            return 1
+        # The next jobs would hit the same disk: a user error, which stops the run with its results kept.
+        where = f" writing {exc.filename}" if exc.filename else ""
+        message = (f"{exc.strerror or exc}{where}: {DISK_ERRNOS[exc.errno]}; finished results are kept, and "
+                   "`mnv4suite run --resume RUN_DIR` runs the rest")
+        _record_error(out_dir, {"kind": "DiskError", "user_error": True, "message": message})
+        return 2
+    except BaseException as exc:  # noqa: BLE001 - recorded for the runner, then re-raised as exit code
+        _unexpected(out_dir, exc)
+        return 1
+
+
+#: errno -> what to do about it, for the disk problems a job cannot get past
+DISK_ERRNOS = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some space within your disk quota",
+               errno.EROFS: "the file system is read-only: give --out a writable folder",
+               errno.EACCES: "no permission: give --out (or --cache-dir) a folder you can write"}
+
+
+def _record_error(out_dir: Path, error: dict[str, Any]) -> None:
+    """The error for the runner; on a full disk, at least the message on stderr."""
+    try:
+        atomic_write_json(out_dir / ERROR_FILE, error)
+    except OSError:
+        print(f"  error: {error['message']}", file=sys.stderr, flush=True)
+
+
+def _unexpected(out_dir: Path, exc: BaseException) -> None:
+    _record_error(out_dir, {"kind": type(exc).__name__, "user_error": False, "message": str(exc) or repr(exc),
+                            "traceback": traceback.format_exc()})
+    traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from mnv4suite import results
+from mnv4suite.errors import UserError
 from mnv4suite.fileio import atomic_write_json
 
 SHA = "0" * 64
@@ -114,3 +115,25 @@ def test_a_1_0_result_still_reads_and_1_1_adds_optional_fields():
     assert not results.schema_errors(new)
     new["schema_version"] = "2.0"
     assert results.schema_errors(new)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (float("nan"), "top1: nan is not a finite number"),
+    (150.0, "150.0 is greater than the maximum of 100"),
+    (-1.0, "-1.0 is less than the minimum of 0"),
+])
+def test_impossible_accuracy_figures_are_refused(value, expected):
+    result = sample_result()
+    result["accuracy"] = {"kind": "measured", "samples": 10, "metrics": {"top1": value}}
+    assert any(expected in e for e in results.schema_errors(result)), results.schema_errors(result)
+
+
+def test_a_result_file_with_nan_is_refused_by_name(tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(sample_result()).replace('"preset": {', '"nan_here": NaN, "preset": {', 1))
+    with pytest.raises(UserError, match="NaN is not a number JSON allows"):
+        results.read(path)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 50000 + "]" * 50000)
+    with pytest.raises(UserError, match="nests too deep to read"):
+        results.read(deep)

@@ -18,13 +18,13 @@ Which COCO id the detector's contiguous class c stands for (``class_mapping``):
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mnv4suite.errors import DataError
+from mnv4suite.safeparse import load_json
 
 REQUIRED = ("images", "annotations", "categories")
 SHAPE = '{"images": [...], "annotations": [...], "categories": [...]}'
@@ -62,17 +62,17 @@ def load(path: str | Path) -> Annotations:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            data = json.load(fh)
+            raw = fh.read()
+        # NaN/Infinity refused; nesting only as deep as the parser goes (the shape is checked below)
+        data = load_json(raw, f"COCO annotation file {path}", max_depth=None)
     except FileNotFoundError as exc:
         raise DataError(f"COCO annotation file {path} does not exist") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"COCO annotation file {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"COCO annotation file {path} is not UTF-8 text JSON: {exc}") from exc
+    except IsADirectoryError:
+        raise DataError(f"COCO annotation file {path} is a folder: give the instances_*.json file") from None
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     except OSError as exc:
-        raise DataError(f"cannot read COCO annotation file {path}: {exc}") from exc
+        raise DataError(f"cannot read COCO annotation file {path}: {exc.strerror or exc}") from exc
     return validate(data, path)
 
 

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
+import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
@@ -28,14 +29,34 @@ R = TypeVar("R")
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
+#: Pillow modes of 16- and 32-bit integer grayscale (16-bit PNG, TIFF): PIL's RGB conversion clips
+#: them at 255 instead of scaling, so they are scaled here.
+WIDE_INTEGER_MODES = {"I;16": 16, "I;16L": 16, "I;16B": 16, "I;16N": 16, "I": 16}
+
+
 def open_rgb(path: Path, what: str = "image") -> Image.Image:
-    """Decode a whole image as RGB (grayscale, CMYK, palette converted); DataError naming the file."""
+    """Decode a whole image as RGB (grayscale, CMYK, palette converted; 16-bit grayscale scaled to 8
+    bits); DataError naming the file for anything that cannot be represented faithfully."""
     try:
         with Image.open(path) as image:
             image.load()
+            if image.mode in WIDE_INTEGER_MODES:
+                return _scaled_to_8_bits(image, path, what)
+            if image.mode == "F":
+                raise DataError(f"{what} {path} holds floating-point pixels (Pillow mode F): there is no one "
+                                "right way to map them to 0..255; convert it to an 8- or 16-bit image")
             return image.convert("RGB")
     except DECODE_ERRORS as exc:
         raise DataError(f"cannot decode {what} {path}: {reason(exc)}") from exc
+
+
+def _scaled_to_8_bits(image: Image.Image, path: Path, what: str) -> Image.Image:
+    """16-bit samples (0..65535) to 8-bit by dropping the low byte, as 8-bit decoders of 16-bit PNGs do."""
+    pixels = np.asarray(image, dtype=np.int64)
+    if pixels.min() < 0 or pixels.max() > 65535:
+        raise DataError(f"{what} {path} has {image.mode} pixels outside 0..65535: not a 16-bit image; convert it "
+                        "to an 8- or 16-bit one")
+    return Image.fromarray((pixels >> 8).astype(np.uint8), "L").convert("RGB")
 
 
 def check_image(path: Path, size: tuple[int, int] | None = None, size_source: str = "") -> str | None:

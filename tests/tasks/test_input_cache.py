@@ -127,3 +127,20 @@ def test_disabled_cache_writes_nothing(tmp_path):
     make_val(tmp_path / "val")
     ds = build(tmp_path / "val", None)
     assert not ds.cache.enabled and not ds.cache.hit and len(ds) == 6
+
+
+def test_pixels_overwritten_in_place_are_a_miss(tmp_path, capsys):
+    """Same size, same header, same modification time of the images: only the pack's bytes changed."""
+    make_val(tmp_path / "val")
+    plain = build(tmp_path / "val", None)
+    build(tmp_path / "val", tmp_path / "cache")
+    [pack] = (tmp_path / "cache").rglob("*.npy")
+    data = bytearray(pack.read_bytes())
+    data[-5000:] = bytes(5000)  # black out the end of the last sample
+    pack.write_bytes(bytes(data))
+    again = build(tmp_path / "val", tmp_path / "cache")
+    assert not again.cache.hit
+    assert "changed after it was written (its checksum differs)" in capsys.readouterr().err
+    for i in range(len(plain)):
+        np.testing.assert_array_equal(again.get(i), plain.get(i))
+    assert build(tmp_path / "val", tmp_path / "cache").cache.hit  # rebuilt, and warm again
