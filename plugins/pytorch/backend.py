@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mnv4suite.api import Artifact, Availability, Backend, PreparedModel, Session
-from mnv4suite.errors import UnavailableError
+from mnv4suite.errors import JobFailed, UnavailableError
 
 from . import probes
 from .optimize import optimize_for_inference
@@ -115,9 +115,16 @@ def check_against_reference(model: PreparedModel, session: Session, what: str,
     """Max |diff| of the session's logits from the unmodified module's; raise if beyond tolerance."""
     x = check_input(model)
     ref = reference_logits(model, x)
+    if not np.isfinite(ref).all():
+        raise JobFailed(f"{model.spec.id} (weights: {model.weights}) computes NaN or infinite logits on a seeded "
+                        "check input: its weights overflow or are damaged, so there is nothing to benchmark")
     got = session.run(x)
-    diff = float(np.max(np.abs(ref - got)))
     scale = float(np.max(np.abs(ref)))
+    if not np.isfinite(got).all():
+        raise JobFailed(f"{what} of {model.spec.id} computes NaN or infinite logits on a seeded check input, where the "
+                        f"unmodified module's reach {scale:.3g}: the weights ({model.weights}) are too large for it "
+                        "to compute in its precision, so there is nothing to benchmark")
+    diff = float(np.max(np.abs(ref - got)))
     if not diff <= rtol * max(scale, 1.0):
         raise RuntimeError(
             f"{what} of {model.spec.id} disagrees with the PyTorch module: max |diff| {diff:.3g} for logits up "
