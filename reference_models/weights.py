@@ -274,4 +274,8 @@ def _hub_errors() -> dict[str, tuple[type[BaseException], ...]]:
 
 def _first_line(exc: BaseException | None) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # torch decorates some messages with ANSI codes
-    return text.splitlines()[0] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    # a bare "101" (KeyError from the unpickler on a file that is not a checkpoint) says nothing alone
+    return line if len(line) > 12 else f"{type(exc).__name__}: {line} (not a checkpoint file?)"

@@ -26,6 +26,7 @@ from typing import Any
 
 from mnv4suite.errors import UserError
 from mnv4suite.fileio import atomic_write_bytes
+from mnv4suite.safeparse import printable
 
 from . import submission as subs
 
@@ -291,6 +292,6 @@ def cmd_leaderboard(args) -> int:
     print(f"{len(report['submissions']) - len(rejected)} submission(s) accepted, {len(rejected)} rejected; "
           f"{len(report['pages'])} page(s); site at {out_dir / 'index.html'}")
     for s in rejected:
-        print(f"  rejected {s['name']}: {len(s['reasons']) + sum(len(r['reasons']) for r in s['results'])} reason(s), "
+        print(f"  rejected {printable(s['name'])}: {len(s['reasons']) + sum(len(r['reasons']) for r in s['results'])} reason(s), "
               "listed on the index page")
     return 0

@@ -260,10 +260,11 @@ def _require_report_extra(command: str) -> None:
 def cmd_report(args) -> int:
     _require_report_extra("report")
     from mnv4suite.reports.report import build, parse_formats
+    from mnv4suite.safeparse import printable
 
     formats = parse_formats(args.formats)
     report = build(args.results, args.out, formats, roofline=args.roofline, paper=args.paper,
-                   layer_model=args.layers_model, log=lambda msg: print(f"note: {msg}", file=sys.stderr))
+                   layer_model=args.layers_model, log=lambda msg: print(f"note: {printable(msg, 1000)}", file=sys.stderr))
     front = sum(len(g.front) for g in report.groups)
     points = sum(len(g.points) for g in report.groups)
     print(f"{points} result(s) in {len(report.groups)} group(s), {front} on a Pareto front; "
@@ -309,7 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"mnv4suite: error: {exc}", file=sys.stderr)
+        from mnv4suite.safeparse import printable  # messages quote file names and values from anywhere
+
+        print(f"mnv4suite: error: {printable(exc, 4000)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("mnv4suite: interrupted; finished results are kept (mnv4suite run --resume RUN_DIR finishes a run)",
