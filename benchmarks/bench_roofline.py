@@ -5,7 +5,9 @@
 The comparison itself lives in ``mnv4suite.reports.paper`` (``mnv4suite report`` shows it too); this
 script prints it with fit diagnostics. Per device: the stored profile with the provenance of each
 number, each implemented Table 6 model's estimated and measured latency, and the Spearman rank correlation of the roofline estimate and of the
-raw MAC count with the measured latencies (the paper's Table 16 reached 0.96-0.97 for the roofline).
+raw MAC count with the measured latencies (the paper's Table 16 reached 0.96-0.97 for the roofline), and
+the held-out (leave-one-out) Spearman and median/max error stored with the profile: the band every
+estimate is shown with.
 Then this machine's CPU, measured: peak MACs/s, bandwidth and ridge point.
 
 Needs torch (models are costed on the meta device). Every implemented Table 6 row is compared (from
@@ -56,7 +58,11 @@ def show_device(cmp: paper.DeviceComparison) -> None:
         if cmp.paper_spearman_roofline is not None else ""
     )
     print(f"   Spearman over {len(cmp.rows)} models: roofline {cmp.spearman_roofline:.3f}, "
-          f"MACs only {cmp.spearman_macs:.3f}{paper_note}")
+          f"MACs only {cmp.spearman_macs:.3f}{paper_note}  (in-sample)")
+    fit = devices.FITS[cmp.device]
+    refit = "peak refitted per fold" if fit.ridge_from == "published" else "ridge and peak refitted per fold"
+    print(f"   held out         leave-one-out ({refit}): Spearman {fit.held_out_spearman:.3f}, median |error| "
+          f"{fit.held_out_median_ape:.1f}%, max {fit.held_out_max_ape:.1f}%  (the error an estimate carries)")
 
 
 def show_host() -> None:

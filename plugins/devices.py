@@ -75,6 +75,10 @@ class DeviceFit:
     #: the fit only bounds the ridge from below (every model memory-bound at and above it), so the
     #: bandwidth is what the data determine, and ridge and peak are the least that fit as well
     ridge_lower_bound: bool = False
+    #: leave-one-out: each row predicted by a fit to the others (ridge refitted too where it is fitted)
+    held_out_spearman: float | None = None
+    held_out_median_ape: float | None = None  # percent
+    held_out_max_ape: float | None = None  # percent
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -90,6 +94,8 @@ class DeviceFit:
             and abs(self.peak_macs_per_s / other.peak_macs_per_s - 1) <= 2e-3
             and abs(self.rms_log_error - other.rms_log_error) <= 2e-3
             and self.ridge_lower_bound == other.ridge_lower_bound
+            and abs((self.held_out_median_ape or 0) - (other.held_out_median_ape or 0)) <= 0.2
+            and abs((self.held_out_spearman or 0) - (other.held_out_spearman or 0)) <= 2e-3
         )
 
     def provenance(self) -> dict[str, str]:
@@ -110,6 +116,7 @@ class DeviceFit:
 FITS: dict[str, DeviceFit] = {
     'pixel6_cpu': DeviceFit(
         'pixel6_cpu', ridge_point=31.2, ridge_from='published', peak_macs_per_s=1.137e+11, rms_log_error=0.075,
+        held_out_spearman=0.982, held_out_median_ape=7.2, held_out_max_ape=16.8,
         rows=(
             ('MobileNet-V2-0.5x', 2.4), ('MobileNet-V3L-0.5x', 2.4), ('MobileNet-V2', 5.0), ('MNv4-Conv-S', 2.4),
             ('MobileNet-V1', 6.1), ('MobileNet-V2-1.5x', 9.3), ('MobileNet-V2-2.0x', 13.9), ('MNv4-Conv-M', 11.4),
@@ -118,6 +125,7 @@ FITS: dict[str, DeviceFit] = {
     ),
     's23_cpu': DeviceFit(
         's23_cpu', ridge_point=39.7, ridge_from='published', peak_macs_per_s=1.678e+11, rms_log_error=0.102,
+        held_out_spearman=0.961, held_out_median_ape=5.1, held_out_max_ape=25.0,
         rows=(
             ('MobileNet-V2-0.5x', 1.8), ('MobileNet-V3L-0.5x', 2.0), ('MobileNet-V2', 4.1), ('MNv4-Conv-S', 1.8),
             ('MobileNet-V1', 4.6), ('MobileNet-V2-1.5x', 7.3), ('MobileNet-V2-2.0x', 10.6), ('MNv4-Conv-M', 8.6),
@@ -126,6 +134,7 @@ FITS: dict[str, DeviceFit] = {
     ),
     'pixel4_hexagon': DeviceFit(
         'pixel4_hexagon', ridge_point=347.3, ridge_from='published', peak_macs_per_s=1.333e+12, rms_log_error=0.252,
+        held_out_spearman=0.85, held_out_median_ape=18.1, held_out_max_ape=49.8,
         rows=(
             ('MobileNet-V2-0.5x', 2.9), ('MobileNet-V3L-0.5x', 3.5), ('MobileNet-V2', 3.9), ('MNv4-Conv-S', 2.4),
             ('MobileNet-V1', 3.2), ('MobileNet-V2-1.5x', 5.6), ('MobileNet-V2-2.0x', 6.9), ('MNv4-Conv-M', 7.3),
@@ -134,6 +143,7 @@ FITS: dict[str, DeviceFit] = {
     ),
     'pixel8_edgetpu': DeviceFit(
         'pixel8_edgetpu', ridge_point=433.8, ridge_from='published', peak_macs_per_s=8.957e+12, rms_log_error=0.421,
+        held_out_spearman=0.889, held_out_median_ape=38.3, held_out_max_ape=86.6,
         rows=(
             ('MobileNet-V2-0.5x', 0.7), ('MobileNet-V3L-0.5x', 0.8), ('MobileNet-V2', 0.7), ('MNv4-Conv-S', 0.7),
             ('MobileNet-V1', 0.8), ('MobileNet-V2-1.5x', 0.9), ('MobileNet-V2-2.0x', 1.1), ('MNv4-Conv-M', 1.1),
@@ -143,6 +153,7 @@ FITS: dict[str, DeviceFit] = {
     'pixel7_gpu': DeviceFit(
         'pixel7_gpu', ridge_point=69.9, ridge_from='fitted', peak_macs_per_s=1.923e+11, rms_log_error=0.307,
         ridge_lower_bound=True,
+        held_out_spearman=0.945, held_out_median_ape=23.0, held_out_max_ape=78.0,
         rows=(
             ('MobileNet-V2-0.5x', 8.3), ('MobileNet-V3L-0.5x', 9.9), ('MobileNet-V2', 13.6), ('MNv4-Conv-S', 8.4),
             ('MobileNet-V1', 13.0), ('MobileNet-V2-1.5x', 16.4), ('MobileNet-V2-2.0x', 19.1), ('MNv4-Conv-M', 18.1),
@@ -151,6 +162,7 @@ FITS: dict[str, DeviceFit] = {
     ),
     's23_gpu': DeviceFit(
         's23_gpu', ridge_point=60.6, ridge_from='fitted', peak_macs_per_s=7.121e+11, rms_log_error=0.266,
+        held_out_spearman=0.948, held_out_median_ape=18.0, held_out_max_ape=60.5,
         rows=(
             ('MobileNet-V2-0.5x', 1.9), ('MobileNet-V3L-0.5x', 2.1), ('MobileNet-V2', 2.5), ('MNv4-Conv-S', 2.0),
             ('MobileNet-V1', 2.1), ('MobileNet-V2-1.5x', 3.3), ('MobileNet-V2-2.0x', 4.2), ('MNv4-Conv-M', 4.1),
@@ -160,6 +172,7 @@ FITS: dict[str, DeviceFit] = {
     'iphone13_ane': DeviceFit(
         'iphone13_ane', ridge_point=69.6, ridge_from='fitted', peak_macs_per_s=2.994e+12, rms_log_error=0.237,
         ridge_lower_bound=True,
+        held_out_spearman=0.929, held_out_median_ape=18.6, held_out_max_ape=43.4,
         rows=(
             ('MobileNet-V2-0.5x', 0.5), ('MobileNet-V3L-0.5x', 0.45), ('MobileNet-V2', 0.7), ('MNv4-Conv-S', 0.6),
             ('MobileNet-V1', 0.7), ('MobileNet-V2-1.5x', 1.0), ('MobileNet-V2-2.0x', 1.5), ('MNv4-Conv-M', 1.1),
@@ -183,8 +196,11 @@ def _profile(target: Target, fitted: DeviceFit) -> DeviceProfile:
         notes=(
             f"{target.precision}, {BYTES_PER_ELEMENT[target.precision]} byte(s) per element. "
             f"ridge point {p['ridge_point']}; peak {p['peak_macs_per_s']} (rms ln error {fitted.rms_log_error:.3f}); "
-            f"bandwidth {p['bandwidth_bytes_per_s']}"
+            f"bandwidth {p['bandwidth_bytes_per_s']}. Held out (leave-one-out): median error "
+            f"{fitted.held_out_median_ape}%, max {fitted.held_out_max_ape}%, Spearman {fitted.held_out_spearman}"
         ),
+        typical_error_pct=fitted.held_out_median_ape,
+        held_out_spearman=fitted.held_out_spearman,
     )
 
 
@@ -374,6 +390,7 @@ def fit_device(device: str, latencies_ms: dict[str, float], specs: dict[str, Mod
         lower_bound = free.ridge_is_lower_bound
         ridge = math.ceil(free.ridge_point * 10) / 10 if lower_bound else round(free.ridge_point, 1)
         fit, ridge_from = roofline.fit_peak(models, measured_s, ridge), "fitted"
+    held = roofline.leave_one_out(models, measured_s, target.published_ridge)
     return DeviceFit(
         device=device,
         ridge_point=round(fit.ridge_point, 1),
@@ -382,6 +399,9 @@ def fit_device(device: str, latencies_ms: dict[str, float], specs: dict[str, Mod
         rows=tuple((n, latencies_ms[n]) for n in names),
         rms_log_error=round(fit.rms_log_error, 3),
         ridge_lower_bound=lower_bound,
+        held_out_spearman=round(held.spearman, 3),
+        held_out_median_ape=round(held.median_abs_pct_error, 1),
+        held_out_max_ape=round(held.max_abs_pct_error, 1),
     )
 
 
@@ -458,6 +478,8 @@ def emit(fits: dict[str, DeviceFit]) -> str:
             f"        {device!r}, ridge_point={c.ridge_point!r}, ridge_from={c.ridge_from!r}, "
             f"peak_macs_per_s={c.peak_macs_per_s:.4g}, rms_log_error={c.rms_log_error!r},",
             *(["        ridge_lower_bound=True,"] if c.ridge_lower_bound else []),
+            f"        held_out_spearman={c.held_out_spearman!r}, held_out_median_ape={c.held_out_median_ape!r}, "
+            f"held_out_max_ape={c.held_out_max_ape!r},",
             "        rows=(",
         ]
         line = ""

@@ -149,7 +149,9 @@ def latency_of(result: Mapping[str, Any]) -> tuple[float | None, str | None, str
             return latency["p90_ms"], MEASURED, "p90 ms"
     estimate = result.get("estimate") or {}
     if estimate.get("kind") == ESTIMATED and estimate.get("ms") is not None:
-        return estimate["ms"], ESTIMATED, "roofline ms (estimated)"
+        band = estimate.get("typical_error_pct")
+        return estimate["ms"], ESTIMATED, ("roofline ms (estimated, typically within "
+                                           f"±{band:.0f}%)" if band is not None else "roofline ms (estimated)")
     return None, None, "-"
 
 

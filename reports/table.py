@@ -22,8 +22,10 @@ def results_table(results: Iterable[dict[str, Any]], tablefmt: str = "simple") -
             accuracy += f" (partial: {r['task']['dataset']['skipped']} skipped)"
         estimate = r.get("estimate")
         mean = _fmt(latency.get("mean_ms"))
-        if estimate:  # never dressed up as a measurement
-            mean = f"~{estimate['ms']:.2f} (estimated, {estimate['device']})"
+        if estimate:  # never dressed up as a measurement, never without its error band
+            band = estimate.get("typical_error_pct")
+            mean = f"~{estimate['ms']:.2f} ±{band:.0f}% (estimated, {estimate['device']})" if band is not None else \
+                f"~{estimate['ms']:.2f} (estimated, {estimate['device']}, error unknown)"
         rows.append(
             [
                 r["model"]["id"],

@@ -380,3 +380,8 @@ class DeviceProfile:
     bandwidth_bytes_per_s: float | None = None
     source: str = ""
     notes: str = ""
+    #: the typical error of its estimates: median |estimate - measured| / measured, in percent, of
+    #: models held out of the fit (leave-one-out); None when never validated
+    typical_error_pct: float | None = None
+    #: Spearman rank correlation of those held-out estimates with the measured latencies
+    held_out_spearman: float | None = None

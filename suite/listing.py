@@ -45,8 +45,16 @@ def models_table(registry: Registry) -> str:
 
 
 def devices_table(registry: Registry) -> str:
-    rows = [[d.id, d.kind, d.name, d.ridge_point if d.ridge_point is not None else "-", d.source] for d in registry.devices]
-    return tabulate(rows, ["device", "kind", "name", "ridge point (MACs/B)", "source"], disable_numparse=True)
+    def held_out(d) -> str:
+        """How far off an estimate typically is, from models left out of the fit (leave-one-out)."""
+        if d.typical_error_pct is None:
+            return "-"
+        return f"±{d.typical_error_pct:.0f}% median, Spearman {d.held_out_spearman:.2f}"
+
+    rows = [[d.id, d.kind, d.name, d.ridge_point if d.ridge_point is not None else "-", held_out(d), d.source]
+            for d in registry.devices]
+    return tabulate(rows, ["device", "kind", "name", "ridge point (MACs/B)", "held-out error", "source"],
+                    disable_numparse=True)
 
 
 SECTIONS = {"backends": backends_table, "tasks": tasks_table, "models": models_table, "devices": devices_table}

@@ -220,6 +220,57 @@ def fit_ridge_and_peak(
     return Fit(float(grid[i]), peak, rms, len(measured), ridge_is_lower_bound=plateau <= rms * (1 + _TIE) + _TIE)
 
 
+def estimate_text(estimate: dict) -> str:
+    """"~3.96 ms, typically within ±12%": an estimate is never shown without its error band."""
+    band = estimate.get("typical_error_pct")
+    return f"~{estimate['ms']:.2f} ms" + (f", typically within ±{band:.0f}%" if band is not None else ", error unknown")
+
+
+# --------------------------------------------------------------------------- held-out validation
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Leave-one-out predictions: each model estimated by a fit that never saw it."""
+
+    predicted_s: tuple[float, ...]
+    measured_s: tuple[float, ...]
+
+    @property
+    def abs_pct_errors(self) -> np.ndarray:
+        p, m = np.asarray(self.predicted_s), np.asarray(self.measured_s)
+        return 100.0 * np.abs(p - m) / m
+
+    @property
+    def median_abs_pct_error(self) -> float:
+        return float(np.median(self.abs_pct_errors))
+
+    @property
+    def max_abs_pct_error(self) -> float:
+        return float(np.max(self.abs_pct_errors))
+
+    @property
+    def spearman(self) -> float:
+        return spearman(self.predicted_s, self.measured_s)
+
+
+def leave_one_out(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
+                  ridge_point: float | None = None) -> HeldOut:
+    """Predict each model from a fit to all the others: the peak at `ridge_point`, or, when it is None,
+    ridge and peak both refitted per fold. The honest error of an estimate for a model not in the fit
+    (in-sample error flatters: the fit has seen the answer)."""
+    measured = _check(models, measured_s)
+    if len(measured) < 3:
+        raise ValueError(f"leave-one-out needs at least three models (got {len(measured)})")
+    predicted = []
+    for i in range(len(measured)):
+        rest = [m for j, m in enumerate(models) if j != i]
+        rest_s = [t for j, t in enumerate(measured) if j != i]
+        fit = fit_peak(rest, rest_s, ridge_point) if ridge_point is not None else fit_ridge_and_peak(rest, rest_s)
+        predicted.append(mac_equivalents(models[i], fit.ridge_point) / fit.peak_macs_per_s)
+    return HeldOut(tuple(predicted), tuple(float(t) for t in measured))
+
+
 # --------------------------------------------------------------------------- rank correlation
 
 

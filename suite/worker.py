@@ -24,6 +24,7 @@ from mnv4suite import harness, results
 from mnv4suite.api import CalibrationSet, DeviceProfile
 from mnv4suite.errors import JobFailed, UnavailableError, UserError
 from mnv4suite.fileio import atomic_write_json, sha256_file
+from mnv4suite.roofline import estimate_text
 from mnv4suite.run_rules import Seeds, get_preset
 
 ERROR_FILE = "error.json"
@@ -118,6 +119,7 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
         "peak_macs_per_s": peak,
         "bandwidth_bytes_per_s": bandwidth,
         "profile_source": profile.source,
+        "typical_error_pct": profile.typical_error_pct,
     }
 
 
@@ -155,7 +157,7 @@ def execute(job: Job) -> dict[str, Any]:
         try:
             profile = registry.devices.get(backend_spec.hardware)
             estimate = roofline_estimate(model, backend_spec.precision, profile)
-            say(f"latency estimated, not measured: {estimate['ms']:.2f} ms on {profile.name} (roofline)")
+            say(f"latency estimated, not measured: {estimate_text(estimate)} on {profile.name} (roofline)")
         except (ValueError, UserError) as exc:  # unknown profile, or one without peak and bandwidth
             say(f"no latency estimate: {exc}")
 

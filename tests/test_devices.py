@@ -59,6 +59,29 @@ def test_paper_profiles_carry_their_provenance(device):
         assert fitted.ridge_from == "fitted" and provenance["ridge_point"].startswith("fitted")
     assert len(fitted.rows) >= 3 and all(ms > 0 for _, ms in fitted.rows)
     assert all(name in profile.notes for name, _ in fitted.rows)  # the notes name the rows it was fitted to
+    # every estimate carries the held-out (leave-one-out) error of its profile
+    assert profile.typical_error_pct == fitted.held_out_median_ape and 0 < fitted.held_out_median_ape < 100
+    assert fitted.held_out_median_ape <= fitted.held_out_max_ape and -1 <= fitted.held_out_spearman <= 1
+    assert profile.held_out_spearman == fitted.held_out_spearman and "Held out (leave-one-out)" in profile.notes
+
+
+def test_held_out_stats_are_recomputed_from_the_stored_rows():
+    """Leave-one-out on the rows of the stored fit, from the package's own data (no shared/ needed)."""
+    pytest.importorskip("torch")
+    fitted = devices.FITS["pixel6_cpu"]
+    specs = devices.match_table6(dict(fitted.rows))
+    again = devices.fit_device("pixel6_cpu", dict(fitted.rows), specs)
+    assert again.agrees_with(fitted), (again, fitted)
+
+
+def test_list_devices_shows_the_held_out_error(suite_env):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "mnv4suite", "list", "devices"], env=suite_env, capture_output=True,
+                         text=True, timeout=120).stdout
+    assert "held-out error" in out
+    assert f"±{devices.FITS['pixel8_edgetpu'].held_out_median_ape:.0f}% median" in out
 
 
 def test_bytes_per_element_follows_the_papers_precision():

@@ -145,3 +145,38 @@ def test_host_probe_measures_positive_figures_fast():
     assert profile.id == "host-cpu" and profile.source.startswith("measured")
     assert profile.ridge_point == pytest.approx(profile.peak_macs_per_s / profile.bandwidth_bytes_per_s)
     assert roofline.estimate([COMPUTE, MEMORY], profile).total_s > 0
+
+
+def synthetic_models(n: int = 8, seed: int = 0) -> list[list[Layer]]:
+    rng = np.random.default_rng(seed)
+    return [[Layer(f"m{i}l{j}", macs=float(rng.uniform(1e6, 1e8)), weight_bytes=float(rng.uniform(1e4, 1e6)),
+                   activation_bytes=float(rng.uniform(1e4, 1e6))) for j in range(12)] for i in range(n)]
+
+
+def test_held_out_predictions_are_exact_when_the_device_is_a_roofline():
+    models = synthetic_models()
+    ridge, peak = 40.0, 2e11
+    measured = [roofline.mac_equivalents(m, ridge) / peak for m in models]
+    held = roofline.leave_one_out(models, measured, ridge_point=ridge)
+    np.testing.assert_allclose(held.predicted_s, measured, rtol=1e-9)
+    assert held.median_abs_pct_error < 1e-6 and held.spearman == pytest.approx(1.0)
+    free = roofline.leave_one_out(models, measured)  # ridge refitted per fold too: still exact to its grid
+    assert free.max_abs_pct_error < 1.0
+
+
+def test_held_out_error_is_not_smaller_than_the_in_sample_one():
+    """A prediction for a model the fit never saw cannot be better on average than the fit's own residual."""
+    models = synthetic_models(10, seed=3)
+    rng = np.random.default_rng(4)
+    measured = [roofline.mac_equivalents(m, 40.0) / 2e11 * float(np.exp(rng.normal(0, 0.2))) for m in models]
+    fit = roofline.fit_peak(models, measured, 40.0)
+    in_sample = [abs(roofline.mac_equivalents(m, 40.0) / fit.peak_macs_per_s / t - 1) for m, t in zip(models, measured)]
+    held = roofline.leave_one_out(models, measured, ridge_point=40.0)
+    assert held.abs_pct_errors.mean() > 100 * np.mean(in_sample)
+    with pytest.raises(ValueError, match="at least three models"):
+        roofline.leave_one_out(models[:2], measured[:2], 40.0)
+
+
+def test_an_estimate_is_never_shown_without_its_band():
+    assert roofline.estimate_text({"ms": 3.956, "typical_error_pct": 12.4}) == "~3.96 ms, typically within ±12%"
+    assert roofline.estimate_text({"ms": 3.956, "typical_error_pct": None}) == "~3.96 ms, error unknown"
