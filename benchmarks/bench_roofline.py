@@ -60,7 +60,12 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     print(f"   Spearman over {len(cmp.rows)} models: roofline {cmp.spearman_roofline:.3f}, "
           f"MACs only {cmp.spearman_macs:.3f}{paper_note}  (in-sample)")
     fit = devices.FITS[cmp.device]
-    refit = "peak refitted per fold" if fit.ridge_from == "published" else "ridge and peak refitted per fold"
+    refit = ("peak" if fit.ridge_from == "published" else "ridge and peak") + (" and overhead" if fit.overhead_s else "")
+    refit += " refitted per fold"
+    if fit.overhead_s:
+        print(f"   overhead         {fit.overhead_s * 1e3:10.3f} ms/inference   fitted, kept: held out it lowers the "
+              f"median error from {fit.plain_held_out_median_ape:.1f}% (plain roofline, Spearman "
+              f"{fit.plain_held_out_spearman:.3f})")
     print(f"   held out         leave-one-out ({refit}): Spearman {fit.held_out_spearman:.3f}, median |error| "
           f"{fit.held_out_median_ape:.1f}%, max {fit.held_out_max_ape:.1f}%  (the error an estimate carries)")
 

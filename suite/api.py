@@ -385,3 +385,6 @@ class DeviceProfile:
     typical_error_pct: float | None = None
     #: Spearman rank correlation of those held-out estimates with the measured latencies
     held_out_spearman: float | None = None
+    #: fixed time per inference on top of the layers' roofline time (dispatch, synchronisation), fitted
+    #: where it lowers the held-out error; 0: the paper's plain roofline
+    overhead_s: float = 0.0

@@ -69,10 +69,11 @@ class Estimate:
 
     device: str
     source: str
-    total_s: float
+    total_s: float  # the layers' time plus the profile's fixed per-inference overhead
     layer_s: tuple[float, ...]
     compute_bound: tuple[bool, ...]  # per layer: arithmetic, not memory, sets its time
     names: tuple[str, ...]
+    overhead_s: float = 0.0
 
     @property
     def total_ms(self) -> float:
@@ -81,9 +82,10 @@ class Estimate:
     @property
     def compute_bound_time_share(self) -> float:
         """Fraction of the total time spent in compute-bound layers."""
-        if not self.total_s:
+        layers_s = self.total_s - self.overhead_s
+        if not layers_s:
             return 0.0
-        return sum(t for t, c in zip(self.layer_s, self.compute_bound) if c) / self.total_s
+        return sum(t for t, c in zip(self.layer_s, self.compute_bound) if c) / layers_s
 
     @property
     def memory_bound_layers(self) -> tuple[str, ...]:
@@ -114,10 +116,11 @@ def estimate(layers: Sequence[LayerLike], profile: DeviceProfile) -> Estimate:
     return Estimate(
         device=profile.id,
         source=profile.source,
-        total_s=float(layer_s.sum()),
+        total_s=float(layer_s.sum()) + profile.overhead_s,
         layer_s=tuple(float(t) for t in layer_s),
         compute_bound=tuple(bool(b) for b in compute_s >= memory_s),
         names=tuple(str(getattr(r, "name", i)) for i, r in enumerate(layers)),
+        overhead_s=profile.overhead_s,
     )
 
 
@@ -151,6 +154,8 @@ class Fit:
     #: True when every larger ridge point fits as well: above the most intense layer everything is
     #: memory-bound, estimates scale with bytes alone, and the data cannot bound the ridge from above.
     ridge_is_lower_bound: bool = False
+    #: fixed seconds per inference (fit_with_overhead); 0 for the plain roofline
+    overhead_s: float = 0.0
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -179,6 +184,35 @@ def fit_peak(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
     equivalents = np.array([mac_equivalents(layers, ridge_point) for layers in models])
     peak, rms = _peak_at(equivalents, measured)
     return Fit(float(ridge_point), peak, rms, len(measured))
+
+
+def _overhead_at(equivalents: np.ndarray, measured_s: np.ndarray) -> tuple[float, float, float]:
+    """(overhead s, peak MACs/s, rms ln error) minimising the relative error of overhead + equivalents / peak,
+    a linear least-squares problem in (overhead, 1 / peak); overhead 0 where the best one would be negative."""
+    a = np.stack([1.0 / measured_s, equivalents / measured_s], axis=1)
+    (overhead, inverse_peak), *_ = np.linalg.lstsq(a, np.ones_like(measured_s), rcond=None)
+    if overhead < 0 or inverse_peak <= 0:
+        overhead, inverse_peak = 0.0, float(np.sum(a[:, 1]) / np.sum(a[:, 1] ** 2))
+    predicted = overhead + equivalents * inverse_peak
+    return float(overhead), 1.0 / float(inverse_peak), float(np.sqrt(np.mean(np.log(predicted / measured_s) ** 2)))
+
+
+def fit_with_overhead(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
+                      ridge_point: float | None = None) -> Fit:
+    """Roofline plus a fixed per-inference overhead (dispatch, synchronisation, I/O that no layer
+    accounts for: on an accelerator the small models' latency is mostly this). At a given ridge
+    point, or the ridge searched on FIT_RIDGE_GRID (smallest of equals) when it is None."""
+    measured = _check(models, measured_s)
+    grid = np.asarray([ridge_point] if ridge_point is not None else FIT_RIDGE_GRID, dtype=float)
+    arrays = [_arrays(layers) for layers in models]
+    best = None
+    for ridge in grid:
+        equivalents = np.array([np.maximum(m, ridge * b).sum() for m, b in arrays])
+        overhead, peak, rms = _overhead_at(equivalents, measured)
+        if best is None or rms < best[3] * (1 - _TIE) - _TIE:
+            best = (float(ridge), overhead, peak, rms)
+    ridge, overhead, peak, rms = best
+    return Fit(ridge, peak, rms, len(measured), overhead_s=overhead)
 
 
 #: Ridge points tried when the ridge is fitted too: 0.5 to 5000 MACs/byte, 1% apart.
@@ -255,10 +289,10 @@ class HeldOut:
 
 
 def leave_one_out(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
-                  ridge_point: float | None = None) -> HeldOut:
+                  ridge_point: float | None = None, overhead: bool = False) -> HeldOut:
     """Predict each model from a fit to all the others: the peak at `ridge_point`, or, when it is None,
-    ridge and peak both refitted per fold. The honest error of an estimate for a model not in the fit
-    (in-sample error flatters: the fit has seen the answer)."""
+    ridge and peak both refitted per fold (with `overhead`, a fixed per-inference time too). The honest
+    error of an estimate for a model not in the fit (in-sample error flatters: the fit has seen the answer)."""
     measured = _check(models, measured_s)
     if len(measured) < 3:
         raise ValueError(f"leave-one-out needs at least three models (got {len(measured)})")
@@ -266,8 +300,13 @@ def leave_one_out(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[fl
     for i in range(len(measured)):
         rest = [m for j, m in enumerate(models) if j != i]
         rest_s = [t for j, t in enumerate(measured) if j != i]
-        fit = fit_peak(rest, rest_s, ridge_point) if ridge_point is not None else fit_ridge_and_peak(rest, rest_s)
-        predicted.append(mac_equivalents(models[i], fit.ridge_point) / fit.peak_macs_per_s)
+        if overhead:
+            fit = fit_with_overhead(rest, rest_s, ridge_point)
+        elif ridge_point is not None:
+            fit = fit_peak(rest, rest_s, ridge_point)
+        else:
+            fit = fit_ridge_and_peak(rest, rest_s)
+        predicted.append(fit.overhead_s + mac_equivalents(models[i], fit.ridge_point) / fit.peak_macs_per_s)
     return HeldOut(tuple(predicted), tuple(float(t) for t in measured))
 
 

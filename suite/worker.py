@@ -111,7 +111,8 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
     found = estimate(layers, profile)
     return {
         "kind": "estimated",
-        "method": "roofline: per layer max(MACs / peak, bytes / bandwidth), summed",
+        "method": "roofline: per layer max(MACs / peak, bytes / bandwidth), summed"
+                  + (", plus the profile's fixed per-inference overhead" if profile.overhead_s else ""),
         "device": profile.id,
         "device_name": profile.name,
         "ms": found.total_ms,
@@ -120,6 +121,7 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
         "bandwidth_bytes_per_s": bandwidth,
         "profile_source": profile.source,
         "typical_error_pct": profile.typical_error_pct,
+        "overhead_ms": profile.overhead_s * 1e3,
     }
 
 

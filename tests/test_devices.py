@@ -65,6 +65,17 @@ def test_paper_profiles_carry_their_provenance(device):
     assert profile.held_out_spearman == fitted.held_out_spearman and "Held out (leave-one-out)" in profile.notes
 
 
+def test_an_overhead_term_is_kept_only_where_it_lowers_the_held_out_error():
+    for device, fitted in devices.FITS.items():
+        if fitted.overhead_s:
+            assert fitted.held_out_median_ape < fitted.plain_held_out_median_ape * (1 - devices.OVERHEAD_GAIN)
+            assert devices.PROFILES[device].overhead_s == fitted.overhead_s and "ms per inference" in devices.PROFILES[device].notes
+        else:
+            assert fitted.held_out_median_ape == fitted.plain_held_out_median_ape
+    assert devices.FITS["pixel8_edgetpu"].overhead_s > 0  # 0.7 ms for models from 0.5 to 2 GMACs: mostly fixed cost
+    assert not devices.FITS["pixel6_cpu"].overhead_s
+
+
 def test_held_out_stats_are_recomputed_from_the_stored_rows():
     """Leave-one-out on the rows of the stored fit, from the package's own data (no shared/ needed)."""
     pytest.importorskip("torch")

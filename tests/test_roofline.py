@@ -180,3 +180,20 @@ def test_held_out_error_is_not_smaller_than_the_in_sample_one():
 def test_an_estimate_is_never_shown_without_its_band():
     assert roofline.estimate_text({"ms": 3.956, "typical_error_pct": 12.4}) == "~3.96 ms, typically within ±12%"
     assert roofline.estimate_text({"ms": 3.956, "typical_error_pct": None}) == "~3.96 ms, error unknown"
+
+
+def test_a_fixed_per_inference_overhead_is_recovered_and_validated():
+    models = synthetic_models(9, seed=5)
+    ridge, peak, overhead = 40.0, 2e11, 3e-3  # as large as the layers' time, as on an accelerator
+    measured = [overhead + roofline.mac_equivalents(m, ridge) / peak for m in models]
+    fit = roofline.fit_with_overhead(models, measured, ridge)
+    assert fit.overhead_s == pytest.approx(overhead, rel=1e-6) and fit.peak_macs_per_s == pytest.approx(peak, rel=1e-6)
+    held = roofline.leave_one_out(models, measured, ridge, overhead=True)
+    assert held.max_abs_pct_error < 1e-4
+    plain = roofline.leave_one_out(models, measured, ridge)  # the paper's roofline cannot express it
+    assert plain.median_abs_pct_error > 1.0
+    profile = DeviceProfile("d", "d", "npu", ridge_point=ridge, peak_macs_per_s=peak, overhead_s=overhead)
+    assert roofline.estimate(models[0], profile).total_s == pytest.approx(measured[0])
+    # no overhead in the data: the fit finds none (a negative one is clipped to zero)
+    exact = [roofline.mac_equivalents(m, ridge) / peak for m in models]
+    assert roofline.fit_with_overhead(models, exact, ridge).overhead_s == pytest.approx(0.0, abs=1e-12)
