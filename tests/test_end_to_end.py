@@ -86,6 +86,9 @@ def test_missing_device_still_prepares_stands_in_and_estimates(run_cli, tmp_path
     assert calibration["synthetic"] is False and calibration["samples"] == 12
     assert str(image_folder) in calibration["source"]
     assert "estimated, pixel8_edgetpu" in run.stdout
+    # never without its band: the profile's held-out error, in the result and the table
+    assert result["estimate"]["typical_error_pct"] > 0 and result["estimate"]["overhead_ms"] > 0
+    assert f"±{result['estimate']['typical_error_pct']:.0f}% (estimated, pixel8_edgetpu)" in run.stdout
 
 
 def test_missing_device_without_data_gives_only_the_estimate(run_cli, tmp_path):
