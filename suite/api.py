@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -259,6 +259,13 @@ class BackendSpec:
     fp32_reference: str | None = None
     #: who makes the runtime (MLPerf Mobile's backend vendor); empty: known from the framework
     vendor: str = ""
+
+    def variant(self, precision: str, summary: str, implementation: str | None = None) -> "BackendSpec":
+        """The same backend at another precision (`<id>-<precision>`): same runtime, device, probes and
+        batching, run only when named, its accuracy compared with this fp32 backend's."""
+        return replace(self, id=f"{self.id}-{precision}", precision=precision, summary=summary,
+                       implementation=implementation or self.implementation, in_default_run=False,
+                       fp32_reference=self.id)
 
     def unsupported(self, model: ModelSpec) -> str | None:
         return self.supports(model) if self.supports is not None else None

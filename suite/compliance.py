@@ -112,13 +112,13 @@ def _threshold(scenario: str, reference: float) -> float:
 
 def verify_accuracy(reference_log: Path, test_log: Path, dtype: str) -> tuple[str, list[str]]:
     """TEST01: every sampled answer of the performance run equals the accuracy run's (first element)."""
-    import json
+    from mnv4suite.safeparse import load_json  # the logs may come from a submission
 
     reference: dict[int, str] = {}
-    for entry in json.loads(reference_log.read_text(encoding="utf-8")):
+    for entry in load_json(reference_log.read_bytes(), str(reference_log), max_depth=None):
         reference.setdefault(int(entry["qsl_idx"]), entry["data"])
     matched = mismatched = missing = identical = 0
-    test_entries = json.loads(test_log.read_text(encoding="utf-8")) if test_log.stat().st_size else []
+    test_entries = load_json(test_log.read_bytes(), str(test_log), max_depth=None) if test_log.stat().st_size else []
     for entry in test_entries:
         idx = int(entry["qsl_idx"])
         if idx not in reference:

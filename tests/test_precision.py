@@ -86,3 +86,14 @@ def test_run_of_a_variant_with_data_reports_accuracy_against_fp32(run_cli, tmp_p
     top1 = row["metrics"]["top1"]
     assert (top1["value"], top1["fp32"]) == (bf16["accuracy"]["metrics"]["top1"], fp32["accuracy"]["metrics"]["top1"])
     assert "accuracy against fp32 of the same weights" in run.stdout and f"{top1['delta']:+.2f}" in run.stdout
+
+
+def test_a_variant_is_its_backend_at_another_precision():
+    base = BackendSpec(id="rt-cpu", framework="f", delegate="cpu", precision="fp32", hardware="host-cpu",
+                       implementation="x:Y", offline_batch=8, ships_artifact=False, supports=lambda m: None)
+    int8 = base.variant("int8", summary="int8 on the same runtime", implementation="x:Z")
+    assert (int8.id, int8.precision, int8.implementation, int8.fp32_reference, int8.in_default_run) == (
+        "rt-cpu-int8", "int8", "x:Z", "rt-cpu", False)
+    assert (int8.offline_batch, int8.ships_artifact, int8.supports, int8.hardware) == (
+        8, False, base.supports, "host-cpu")
+    assert base.variant("bf16", summary="s").implementation == "x:Y"

@@ -21,32 +21,22 @@ QNN_REQUIRES = REQUIRES + (Requirement("onnxruntime_qnn", probes.QNN_INSTALL),)
 
 @hookimpl
 def register_backends():
+    cpu = BackendSpec(
+        id="onnxruntime-cpu",
+        framework="onnxruntime",
+        delegate="cpu",
+        precision="fp32",
+        hardware="host-cpu",
+        implementation="mnv4suite.plugins.onnxruntime.backend:OnnxRuntimeCPUBackend",
+        requires=REQUIRES,
+        offline_batch=8,  # the export is made at the batch size (int8: the batch-8 export, quantized)
+        summary="ONNX Runtime CPUExecutionProvider on a torch.onnx export (cached by content hash)",
+    )
     return [
-        BackendSpec(
-            id="onnxruntime-cpu",
-            framework="onnxruntime",
-            delegate="cpu",
-            precision="fp32",
-            hardware="host-cpu",
-            implementation="mnv4suite.plugins.onnxruntime.backend:OnnxRuntimeCPUBackend",
-            requires=REQUIRES,
-            offline_batch=8,  # the export is made at the batch size
-            summary="ONNX Runtime CPUExecutionProvider on a torch.onnx export (cached by content hash)",
-        ),
-        BackendSpec(
-            id="onnxruntime-cpu-int8",
-            framework="onnxruntime",
-            delegate="cpu",
-            precision="int8",
-            hardware="host-cpu",
-            implementation="mnv4suite.plugins.onnxruntime.backend:OnnxRuntimeCPUInt8Backend",
-            requires=REQUIRES,
-            in_default_run=False,
-            fp32_reference="onnxruntime-cpu",
-            offline_batch=8,  # the batch-8 export, quantized
-            summary="ONNX Runtime CPUExecutionProvider on an int8 QDQ model (U8S8, per-channel, calibrated on "
-                    "the task's data): MLAS integer kernels, VNNI/AMX where the CPU has them",
-        ),
+        cpu,
+        cpu.variant("int8", implementation="mnv4suite.plugins.onnxruntime.backend:OnnxRuntimeCPUInt8Backend",
+                    summary="ONNX Runtime CPUExecutionProvider on an int8 QDQ model (U8S8, per-channel, calibrated "
+                            "on the task's data): MLAS integer kernels, VNNI/AMX where the CPU has them"),
         BackendSpec(
             id="onnxruntime-cuda",
             framework="onnxruntime",

@@ -13,34 +13,37 @@ IMPL = "mnv4suite.plugins.pytorch.backend"
 
 @hookimpl
 def register_backends():
+    cpu = BackendSpec(
+        id="pytorch-cpu",
+        framework="torch",
+        delegate="cpu",
+        precision="fp32",
+        hardware="host-cpu",
+        implementation=f"{IMPL}:PyTorchCPUBackend",
+        requires=(TORCH,),
+        ships_artifact=False,  # the module itself, built in the worker
+        offline_batch=8,
+        summary="PyTorch eager on the host CPU: BN folded into convs, channels-last, inference mode",
+    )
+    cuda = BackendSpec(
+        id="pytorch-cuda",
+        framework="torch",
+        delegate="cuda",
+        precision="fp32",
+        hardware="cuda-gpu",
+        implementation=f"{IMPL}:PyTorchCUDABackend",
+        requires=(TORCH,),
+        probe_hook=probe_cuda,
+        ships_artifact=False,
+        offline_batch=256,
+        summary="PyTorch on an NVIDIA GPU, one CUDA graph replayed per query, fp32 without TF32, BN folded, "
+                "channels-last",
+    )
     return [
-        BackendSpec(
-            id="pytorch-cpu",
-            framework="torch",
-            delegate="cpu",
-            precision="fp32",
-            hardware="host-cpu",
-            implementation=f"{IMPL}:PyTorchCPUBackend",
-            requires=(TORCH,),
-            ships_artifact=False,  # the module itself, built in the worker
-            offline_batch=8,
-            summary="PyTorch eager on the host CPU: BN folded into convs, channels-last, inference mode",
-        ),
-        BackendSpec(
-            id="pytorch-cpu-bf16",
-            framework="torch",
-            delegate="cpu",
-            precision="bf16",
-            hardware="host-cpu",
-            implementation=f"{IMPL}:PyTorchCPUBF16Backend",
-            requires=(TORCH,),
-            ships_artifact=False,
-            in_default_run=False,
-            fp32_reference="pytorch-cpu",
-            offline_batch=8,
-            summary="PyTorch eager on the host CPU in bfloat16 (AMX / AVX-512 BF16 through oneDNN), BN folded, "
-                    "channels-last",
-        ),
+        cpu,
+        cpu.variant("bf16", implementation=f"{IMPL}:PyTorchCPUBF16Backend",
+                    summary="PyTorch eager on the host CPU in bfloat16 (AMX / AVX-512 BF16 through oneDNN), BN folded, "
+                            "channels-last"),
         BackendSpec(
             id="pytorch-cpu-compiled",
             framework="torch",
@@ -53,37 +56,9 @@ def register_backends():
             ships_artifact=False,  # C++ compiled for the building host's vector ISA and compiler
             summary="PyTorch AOTInductor on the host CPU: torch.export + C++ compile, package cached on disk",
         ),
-        BackendSpec(
-            id="pytorch-cuda",
-            framework="torch",
-            delegate="cuda",
-            precision="fp32",
-            hardware="cuda-gpu",
-            implementation=f"{IMPL}:PyTorchCUDABackend",
-            requires=(TORCH,),
-            probe_hook=probe_cuda,
-            ships_artifact=False,
-            offline_batch=256,
-            summary="PyTorch on an NVIDIA GPU, one CUDA graph replayed per query, fp32 without TF32, BN folded, "
-                    "channels-last",
-        ),
-        *(
-            BackendSpec(
-                id=f"pytorch-cuda-{precision}",
-                framework="torch",
-                delegate="cuda",
-                precision=precision,
-                hardware="cuda-gpu",
-                implementation=f"{IMPL}:PyTorchCUDA{precision.upper()}Backend",
-                requires=(TORCH,),
-                probe_hook=probe_cuda,
-                ships_artifact=False,
-                in_default_run=False,
-                fp32_reference="pytorch-cuda",
-                offline_batch=256,
-                summary=f"PyTorch on an NVIDIA GPU in {name}, one CUDA graph replayed per query, BN folded, "
-                        "channels-last",
-            )
-            for precision, name in (("fp16", "float16"), ("bf16", "bfloat16"))
-        ),
+        cuda,
+        *(cuda.variant(precision, implementation=f"{IMPL}:PyTorchCUDA{precision.upper()}Backend",
+                       summary=f"PyTorch on an NVIDIA GPU in {name}, one CUDA graph replayed per query, BN folded, "
+                               "channels-last")
+          for precision, name in (("fp16", "float16"), ("bf16", "bfloat16"))),
     ]

@@ -43,35 +43,23 @@ def keras_twin(model) -> str | None:
 
 @hookimpl
 def register_backends():
+    cpu = BackendSpec(
+        id="tflite-cpu",
+        framework="ai-edge-litert",
+        delegate="cpu",
+        precision="fp32",
+        hardware="host-cpu",
+        implementation=f"{IMPL}:TFLiteCPUBackend",
+        requires=REQUIRES,
+        supports=keras_twin,
+        offline_batch=8,  # the batch-1 file's input resized at load
+        summary="LiteRT interpreter with XNNPACK on the host CPU (one thread per core), fp32 .tflite "
+                "from the Keras twin (cached)",
+    )
     return [
-        BackendSpec(
-            id="tflite-cpu",
-            framework="ai-edge-litert",
-            delegate="cpu",
-            precision="fp32",
-            hardware="host-cpu",
-            implementation=f"{IMPL}:TFLiteCPUBackend",
-            requires=REQUIRES,
-            supports=keras_twin,
-            offline_batch=8,  # the batch-1 file's input resized at load
-            summary="LiteRT interpreter with XNNPACK on the host CPU (one thread per core), fp32 .tflite "
-                    "from the Keras twin (cached)",
-        ),
-        BackendSpec(
-            id="tflite-cpu-int8",
-            framework="ai-edge-litert",
-            delegate="cpu",
-            precision="int8",
-            hardware="host-cpu",
-            implementation=f"{IMPL}:TFLiteCPUBackend",
-            requires=REQUIRES,
-            supports=keras_twin,
-            in_default_run=False,
-            fp32_reference="tflite-cpu",
-            offline_batch=8,
-            summary="LiteRT interpreter with XNNPACK on the host CPU, full-int8 .tflite calibrated on the task's "
-                    "data (the same file the Edge TPU and Hexagon backends use)",
-        ),
+        cpu,
+        cpu.variant("int8", summary="LiteRT interpreter with XNNPACK on the host CPU, full-int8 .tflite calibrated on "
+                                    "the task's data (the same file the Edge TPU and Hexagon backends use)"),
         BackendSpec(
             id="tflite-gpu",
             framework="ai-edge-litert",
