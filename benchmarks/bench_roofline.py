@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from mnv4suite import roofline
 from mnv4suite.plugins import devices
 from mnv4suite.reference_models import model_specs
@@ -39,8 +41,8 @@ def show_device(cmp: paper.DeviceComparison) -> None:
           f"Table 6 rows (rms ln error {cmp.rms_log_error:.3f})")
     print(f"   bandwidth        {cmp.bandwidth_bytes_per_s / 1e9:10.2f} GB/s       derived: peak / ridge point")
 
-    specs = {s.id: s for s in model_specs()}
-    layers = [devices.model_layers(specs[row["model"]], bpe) for row in cmp.rows]
+    costed = {m.id: m for m in devices.costed_rows(paper.paper_results()).values()}
+    layers = [devices.model_layers(costed[row["model"]], bpe) for row in cmp.rows]
     densest = max(r.macs / (r.weight_bytes + r.activation_bytes) for rows in layers for r in rows)
     below = "   below the ridge point: every layer memory-bound" if densest < cmp.ridge_point else ""
     print(f"   densest layer    {densest:10.1f} MACs/byte{below}")
@@ -49,9 +51,9 @@ def show_device(cmp: paper.DeviceComparison) -> None:
         print(f"   free fit         ridge {free.ridge_point:.1f}{'+' if free.ridge_is_lower_bound else ''}, "
               f"rms ln error {free.rms_log_error:.3f} (for comparison with the published ridge)")
 
-    print(f"   {'Table 6 model':<20} {'suite id':<15} {'GMACs':>6} {'paper ms':>9} {'roofline ms':>12} {'ratio':>6}")
+    print(f"   {'Table 6 model':<24} {'suite id':<20} {'GMACs':>6} {'paper ms':>9} {'roofline ms':>12} {'ratio':>6}")
     for row in cmp.rows:
-        print(f"   {row['row']:<20} {row['model']:<15} {row['macs'] / 1e9:6.3f} {row['paper_ms']:9.2f} "
+        print(f"   {row['row']:<24} {row['model']:<20} {row['macs'] / 1e9:6.3f} {row['paper_ms']:9.2f} "
               f"{row['estimated_ms']:12.2f} {row['ratio']:6.2f}")
     paper_note = (
         f"   (paper, Table 16: roofline {cmp.paper_spearman_roofline:.3f}, MACs {cmp.paper_spearman_macs:.3f})"
@@ -60,14 +62,33 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     print(f"   Spearman over {len(cmp.rows)} models: roofline {cmp.spearman_roofline:.3f}, "
           f"MACs only {cmp.spearman_macs:.3f}{paper_note}  (in-sample)")
     fit = devices.FITS[cmp.device]
-    refit = ("peak" if fit.ridge_from == "published" else "ridge and peak") + (" and overhead" if fit.overhead_s else "")
-    refit += " refitted per fold"
+    measured = [row["paper_ms"] / 1e3 for row in cmp.rows]
+    ridge = devices.TARGETS[cmp.device].published_ridge
+    for op_class, peak in fit.class_peaks:
+        print(f"   {op_class + ' peak':<16} {roofline.peak_text(peak):>18}    fitted, kept: it lowers the held-out error")
     if fit.overhead_s:
-        print(f"   overhead         {fit.overhead_s * 1e3:10.3f} ms/inference   fitted, kept: held out it lowers the "
-              f"median error from {fit.plain_held_out_median_ape:.1f}% (plain roofline, Spearman "
-              f"{fit.plain_held_out_spearman:.3f})")
-    print(f"   held out         leave-one-out ({refit}): Spearman {fit.held_out_spearman:.3f}, median |error| "
-          f"{fit.held_out_median_ape:.1f}%, max {fit.held_out_max_ape:.1f}%  (the error an estimate carries)")
+        print(f"   overhead         {fit.overhead_s * 1e3:10.3f} ms/inference   fitted, kept: it lowers the held-out error")
+    if fit.dispatch_s:
+        print(f"   dispatch         {fit.dispatch_s * 1e6:10.2f} us/layer    fitted, kept: it lowers the held-out error")
+    print(f"   held out, leave-one-out (every weight{' and the ridge' if ridge is None else ''} refitted per fold):")
+    print(f"     {'cost model':<66} {'Spearman':>8} {'median':>7} {'max':>7}")
+    macs_only = roofline.leave_one_out(layers, measured, 0.0)  # ridge 0: latency proportional to MACs
+    for label, held in ((f"this profile: {fit.terms}", None), ("the paper's plain roofline", "plain"), ("MACs alone", macs_only)):
+        if held is None:
+            figures = (fit.held_out_spearman, fit.held_out_median_ape, fit.held_out_max_ape)
+        elif held == "plain":
+            plain = roofline.leave_one_out(layers, measured, ridge)
+            figures = (plain.spearman, plain.median_abs_pct_error, plain.max_abs_pct_error)
+        else:
+            figures = (held.spearman, held.median_abs_pct_error, held.max_abs_pct_error)
+        print(f"     {label:<66} {figures[0]:8.3f} {figures[1]:6.1f}% {figures[2]:6.1f}%")
+    folds = []
+    for seed, k in ((1, 5), (2, 5), (3, 3)):
+        order = np.random.default_rng(seed).permutation(len(measured))
+        held = roofline.cross_validate(layers, measured, [list(map(int, order[j::k])) for j in range(k)], ridge,
+                                       terms=fit.terms)
+        folds.append(f"{k}-fold #{seed}: {held.median_abs_pct_error:.1f}% / {held.spearman:.3f}")
+    print(f"     other partitions (median / Spearman): {'; '.join(folds)}")
 
 
 def show_host() -> None:
@@ -105,9 +126,9 @@ def main() -> None:
         stale = [d for d, c in refit.items() if not c.agrees_with(devices.FITS[d])]
         print("stored fits match a re-fit from the yaml" if not stale else
               f"stored fits differ from a re-fit for {', '.join(stale)}: run with --emit and update plugins/devices.py")
-    matched = devices.implemented_rows(results)
-    print(f"Table 6 rows implemented by the catalog ({len(matched)}): "
-          + ", ".join(f"{n} = {s.id}" for n, s in matched.items()))
+    matched = devices.costed_rows(results)
+    print(f"Table 6 rows costed ({len(matched)} of {len(results['imagenet'])}; counting-only models from "
+          f"reference_models.table6_zoo): " + ", ".join(f"{n} = {s.id}" for n, s in matched.items()))
     for cmp in paper.device_comparisons(results):
         show_device(cmp)
     if not args.no_host:

@@ -46,6 +46,8 @@ class Target:
     precision: str  # int8 for CPU, DSP and EdgeTPU; fp16 for mobile GPU and the ANE
     table6_column: str  # its column in mnv4_paper_results.yaml
     published_ridge: float | None = None  # Appendix F, Table 16
+    #: ops its runtime does not run: Table 6 lists every model with one as "Failed"
+    unsupported_ops: tuple[str, ...] = ()
 
 
 TARGETS: dict[str, Target] = {
@@ -53,7 +55,8 @@ TARGETS: dict[str, Target] = {
     for t in (
         Target("pixel6_cpu", "Google Pixel 6 CPU (TFLite int8, XNNPACK)", "cpu", "int8", "pixel6_cpu", 31.2),
         Target("s23_cpu", "Samsung Galaxy S23 CPU (TFLite int8, XNNPACK)", "cpu", "int8", "s23_cpu", 39.7),
-        Target("pixel4_hexagon", "Google Pixel 4 Hexagon DSP (TFLite int8)", "dsp", "int8", "pixel4_hexagon", 347.3),
+        Target("pixel4_hexagon", "Google Pixel 4 Hexagon DSP (TFLite int8)", "dsp", "int8", "pixel4_hexagon", 347.3,
+               unsupported_ops=("attention", "gelu", "layernorm")),
         Target("pixel8_edgetpu", "Google Pixel 8 EdgeTPU (TFLite int8)", "edgetpu", "int8", "pixel8_edgetpu", 433.8),
         Target("pixel7_gpu", "Google Pixel 7 GPU, Mali (TFLite fp16)", "gpu", "fp16", "pixel7_gpu"),
         Target("s23_gpu", "Samsung Galaxy S23 GPU, Adreno (TFLite fp16)", "gpu", "fp16", "s23_gpu"),
@@ -79,15 +82,28 @@ class DeviceFit:
     held_out_spearman: float | None = None
     held_out_median_ape: float | None = None  # percent
     held_out_max_ape: float | None = None  # percent
-    #: fixed seconds per inference; kept only where it lowers the held-out error (OVERHEAD_GAIN)
+    #: fixed seconds per inference; kept only where it lowers the held-out error (TERM_GAIN)
     overhead_s: float = 0.0
     #: the paper's plain roofline, held out the same way: the baseline beside an overhead model
     plain_held_out_spearman: float | None = None
     plain_held_out_median_ape: float | None = None
+    #: seconds per layer and (op class, effective peak) pairs, each kept where it lowers the held-out error
+    dispatch_s: float = 0.0
+    class_peaks: tuple[tuple[str, float], ...] = ()
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
         return self.peak_macs_per_s / self.ridge_point  # derived
+
+    @property
+    def terms(self) -> roofline.Terms:
+        return roofline.Terms(overhead=self.overhead_s > 0, dispatch=self.dispatch_s > 0,
+                              classes=tuple(c for c, _ in self.class_peaks))
+
+    def as_fit(self) -> roofline.Fit:
+        return roofline.Fit(self.ridge_point, self.peak_macs_per_s, self.rms_log_error, len(self.rows),
+                            overhead_s=self.overhead_s, dispatch_s=self.dispatch_s, class_peaks=self.class_peaks,
+                            terms=self.terms)
 
     def agrees_with(self, other: "DeviceFit") -> bool:
         """Same rows, same numbers to their stored precision (a re-fit elsewhere may differ in a last digit)."""
@@ -102,6 +118,9 @@ class DeviceFit:
             and abs((self.held_out_median_ape or 0) - (other.held_out_median_ape or 0)) <= 0.2
             and abs((self.held_out_spearman or 0) - (other.held_out_spearman or 0)) <= 2e-3
             and abs(self.overhead_s - other.overhead_s) <= 2e-3 * max(self.overhead_s, 1e-6)
+            and abs(self.dispatch_s - other.dispatch_s) <= 2e-3 * max(self.dispatch_s, 1e-9)
+            and [c for c, _ in self.class_peaks] == [c for c, _ in other.class_peaks]
+            and all(abs(a / b - 1) <= 2e-3 for (_, a), (_, b) in zip(self.class_peaks, other.class_peaks))
         )
 
     def provenance(self) -> dict[str, str]:
@@ -121,77 +140,105 @@ class DeviceFit:
 # latencies) and the model catalog; checked against a re-fit by tests/test_devices.py.
 FITS: dict[str, DeviceFit] = {
     'pixel6_cpu': DeviceFit(
-        'pixel6_cpu', ridge_point=31.2, ridge_from='published', peak_macs_per_s=1.137e+11, rms_log_error=0.075,
-        held_out_spearman=0.982, held_out_median_ape=7.2, held_out_max_ape=16.8,
-        plain_held_out_spearman=0.982, plain_held_out_median_ape=7.2,
+        'pixel6_cpu', ridge_point=31.2, ridge_from='published', peak_macs_per_s=1.119e+11, rms_log_error=0.362,
+        held_out_spearman=0.975, held_out_median_ape=7.6, held_out_max_ape=75.4,
+        class_peaks=(('multiplier', 3.739e+08),),
+        plain_held_out_spearman=0.917, plain_held_out_median_ape=64.8,
         rows=(
-            ('MobileNet-V2-0.5x', 2.4), ('MobileNet-V3L-0.5x', 2.4), ('MobileNet-V2', 5.0), ('MNv4-Conv-S', 2.4),
-            ('MobileNet-V1', 6.1), ('MobileNet-V2-1.5x', 9.3), ('MobileNet-V2-2.0x', 13.9), ('MNv4-Conv-M', 11.4),
-            ('MNv4-Hybrid-M', 14.3), ('MNv4-Conv-L', 59.9), ('MNv4-Hybrid-L', 87.6),
+            ('MobileNet-V2-0.5x', 2.4), ('MobileNet-V3L-0.5x', 2.4), ('MobileOne-S0', 4.2), ('MobileNet-V2', 5.0),
+            ('MNv4-Conv-S', 2.4), ('MobileNet-V1', 6.1), ('FastViT-T8', 49.3), ('MobileNet-V2-1.5x', 9.3),
+            ('MultiHardware-MAX-1.5x', 9.8), ('MultiHardware-AVG-1.5x', 12.0), ('MobileNet-V2-2.0x', 13.9),
+            ('MobileOne-S4', 26.7), ('FastViT-S12', 83.0), ('MNv4-Conv-M', 11.4), ('FastViT-SA12', 86.5),
+            ('MNv4-Hybrid-M', 14.3), ('FastViT-SA24', 171.6), ('MNv4-Conv-L', 59.9), ('ConvNext-S', 314.9),
+            ('MNv4-Hybrid-L', 87.6), ('FastViT-SA36', 241.6),
         ),
     ),
     's23_cpu': DeviceFit(
-        's23_cpu', ridge_point=39.7, ridge_from='published', peak_macs_per_s=1.678e+11, rms_log_error=0.102,
-        held_out_spearman=0.961, held_out_median_ape=5.1, held_out_max_ape=25.0,
-        plain_held_out_spearman=0.961, plain_held_out_median_ape=5.1,
+        's23_cpu', ridge_point=39.7, ridge_from='published', peak_macs_per_s=1.662e+11, rms_log_error=0.389,
+        held_out_spearman=0.959, held_out_median_ape=11.2, held_out_max_ape=78.4,
+        class_peaks=(('multiplier', 5.414e+08), ('grouped', 2.14e+09),),
+        plain_held_out_spearman=0.853, plain_held_out_median_ape=76.1,
         rows=(
-            ('MobileNet-V2-0.5x', 1.8), ('MobileNet-V3L-0.5x', 2.0), ('MobileNet-V2', 4.1), ('MNv4-Conv-S', 1.8),
-            ('MobileNet-V1', 4.6), ('MobileNet-V2-1.5x', 7.3), ('MobileNet-V2-2.0x', 10.6), ('MNv4-Conv-M', 8.6),
-            ('MNv4-Hybrid-M', 10.8), ('MNv4-Conv-L', 43.0), ('MNv4-Hybrid-L', 61.8),
+            ('MobileNet-V2-0.5x', 1.8), ('MobileNet-V3L-0.5x', 2.0), ('MobileOne-S0', 3.3), ('MobileNet-V2', 4.1),
+            ('MNv4-Conv-S', 1.8), ('MobileNet-V1', 4.6), ('FastViT-T8', 43.6), ('MobileNet-V2-1.5x', 7.3),
+            ('MobileNet-V2-2.0x', 10.6), ('MobileOne-S4', 19.4), ('FastViT-S12', 69.2),
+            ('MIT-EfficientViT-B1-r224', 18.1), ('MNv4-Conv-M', 8.6), ('FastViT-SA12', 69.5),
+            ('MNv4-Hybrid-M', 10.8), ('FastViT-SA24', 136.3), ('MIT-EfficientViT-B2-r256', 64.9),
+            ('MNv4-Conv-L', 43.0), ('ConvNext-S', 243.9), ('MNv4-Hybrid-L', 61.8),
+            ('MIT-EfficientViT-B3-r224', 125.9), ('FastViT-SA36', 206.3),
         ),
     ),
     'pixel4_hexagon': DeviceFit(
-        'pixel4_hexagon', ridge_point=347.3, ridge_from='published', peak_macs_per_s=1.333e+12, rms_log_error=0.252,
-        held_out_spearman=0.85, held_out_median_ape=18.1, held_out_max_ape=49.8,
-        plain_held_out_spearman=0.85, plain_held_out_median_ape=18.1,
+        'pixel4_hexagon', ridge_point=347.3, ridge_from='published', peak_macs_per_s=1.989e+12, rms_log_error=0.085,
+        held_out_spearman=0.977, held_out_median_ape=7.4, held_out_max_ape=18.6,
+        dispatch_s=2.401e-05,
+        class_peaks=(('hardswish', 1.198e+13),),
+        plain_held_out_spearman=0.894, plain_held_out_median_ape=15.8,
         rows=(
-            ('MobileNet-V2-0.5x', 2.9), ('MobileNet-V3L-0.5x', 3.5), ('MobileNet-V2', 3.9), ('MNv4-Conv-S', 2.4),
-            ('MobileNet-V1', 3.2), ('MobileNet-V2-1.5x', 5.6), ('MobileNet-V2-2.0x', 6.9), ('MNv4-Conv-M', 7.3),
+            ('MobileNet-V2-0.5x', 2.9), ('MobileNet-V3L-0.5x', 3.5), ('MobileOne-S0', 2.9), ('MobileNet-V2', 3.9),
+            ('MNv4-Conv-S', 2.4), ('MobileNet-V1', 3.2), ('MobileNet-V2-1.5x', 5.6), ('MultiHardware-MAX-1.5x', 5.7),
+            ('MultiHardware-AVG-1.5x', 6.1), ('MobileNet-V2-2.0x', 6.9), ('MobileOne-S4', 9.0), ('MNv4-Conv-M', 7.3),
             ('MNv4-Conv-L', 20.8),
         ),
     ),
     'pixel8_edgetpu': DeviceFit(
-        'pixel8_edgetpu', ridge_point=433.8, ridge_from='published', peak_macs_per_s=1.985e+13, rms_log_error=0.18,
-        held_out_spearman=0.839, held_out_median_ape=22.2, held_out_max_ape=36.6,
-        overhead_s=0.0004785,
-        plain_held_out_spearman=0.889, plain_held_out_median_ape=38.3,
+        'pixel8_edgetpu', ridge_point=433.8, ridge_from='published', peak_macs_per_s=2.131e+13, rms_log_error=0.144,
+        held_out_spearman=0.968, held_out_median_ape=12.6, held_out_max_ape=32.3,
+        dispatch_s=9.205e-06,
+        class_peaks=(('multiplier', 5.314e+11),),
+        plain_held_out_spearman=0.901, plain_held_out_median_ape=27.0,
         rows=(
-            ('MobileNet-V2-0.5x', 0.7), ('MobileNet-V3L-0.5x', 0.8), ('MobileNet-V2', 0.7), ('MNv4-Conv-S', 0.7),
-            ('MobileNet-V1', 0.8), ('MobileNet-V2-1.5x', 0.9), ('MobileNet-V2-2.0x', 1.1), ('MNv4-Conv-M', 1.1),
-            ('MNv4-Hybrid-M', 1.5), ('MNv4-Conv-L', 2.4), ('MNv4-Hybrid-L', 3.8),
+            ('MobileNet-V2-0.5x', 0.7), ('MobileNet-V3L-0.5x', 0.8), ('MobileOne-S0', 0.7), ('MobileNet-V2', 0.7),
+            ('MNv4-Conv-S', 0.7), ('MobileNet-V1', 0.8), ('FastViT-T8', 1.3), ('MobileNet-V2-1.5x', 0.9),
+            ('MultiHardware-MAX-1.5x', 1.0), ('MultiHardware-AVG-1.5x', 1.1), ('MobileNet-V2-2.0x', 1.1),
+            ('MobileOne-S4', 1.7), ('FastViT-S12', 1.8), ('MNv4-Conv-M', 1.1), ('FastViT-SA12', 2.0),
+            ('MNv4-Hybrid-M', 1.5), ('FastViT-SA24', 3.2), ('MNv4-Conv-L', 2.4), ('ConvNext-S', 3.7),
+            ('MNv4-Hybrid-L', 3.8), ('FastViT-SA36', 4.3),
         ),
     ),
     'pixel7_gpu': DeviceFit(
-        'pixel7_gpu', ridge_point=44.8, ridge_from='fitted', peak_macs_per_s=2.327e+11, rms_log_error=0.112,
-        held_out_spearman=0.927, held_out_median_ape=11.6, held_out_max_ape=43.9,
-        overhead_s=0.005929,
-        plain_held_out_spearman=0.945, plain_held_out_median_ape=23.0,
+        'pixel7_gpu', ridge_point=59.6, ridge_from='fitted', peak_macs_per_s=2.585e+11, rms_log_error=0.21,
+        held_out_spearman=0.957, held_out_median_ape=11.0, held_out_max_ape=58.6,
+        overhead_s=0.005279,
+        class_peaks=(('multiplier', 1.843e+09),),
+        plain_held_out_spearman=0.813, plain_held_out_median_ape=55.4,
         rows=(
-            ('MobileNet-V2-0.5x', 8.3), ('MobileNet-V3L-0.5x', 9.9), ('MobileNet-V2', 13.6), ('MNv4-Conv-S', 8.4),
-            ('MobileNet-V1', 13.0), ('MobileNet-V2-1.5x', 16.4), ('MobileNet-V2-2.0x', 19.1), ('MNv4-Conv-M', 18.1),
-            ('MNv4-Hybrid-M', 17.9), ('MNv4-Conv-L', 37.6), ('MNv4-Hybrid-L', 61.3),
+            ('MobileNet-V2-0.5x', 8.3), ('MobileNet-V3L-0.5x', 9.9), ('MobileOne-S0', 10.7), ('MobileNet-V2', 13.6),
+            ('MNv4-Conv-S', 8.4), ('MobileNet-V1', 13.0), ('FastViT-T8', 40.7), ('MobileNet-V2-1.5x', 16.4),
+            ('MultiHardware-MAX-1.5x', 23.2), ('MultiHardware-AVG-1.5x', 20.3), ('MobileNet-V2-2.0x', 19.1),
+            ('MobileOne-S4', 28.6), ('FastViT-S12', 75.0), ('MNv4-Conv-M', 18.1), ('FastViT-SA12', 79.6),
+            ('MNv4-Hybrid-M', 17.9), ('FastViT-SA24', 131.9), ('MNv4-Conv-L', 37.6), ('ConvNext-S', 45.2),
+            ('MNv4-Hybrid-L', 61.3), ('FastViT-SA36', 186.5),
         ),
     ),
     's23_gpu': DeviceFit(
-        's23_gpu', ridge_point=11.4, ridge_from='fitted', peak_macs_per_s=5.298e+11, rms_log_error=0.146,
-        held_out_spearman=0.938, held_out_median_ape=7.8, held_out_max_ape=41.5,
-        overhead_s=0.001482,
-        plain_held_out_spearman=0.948, plain_held_out_median_ape=18.0,
+        's23_gpu', ridge_point=47.1, ridge_from='fitted', peak_macs_per_s=6.135e+11, rms_log_error=0.26,
+        held_out_spearman=0.988, held_out_median_ape=10.7, held_out_max_ape=73.0,
+        dispatch_s=1.846e-05,
+        class_peaks=(('depthwise', 1e+15), ('multiplier', 1.917e+09),),
+        plain_held_out_spearman=0.775, plain_held_out_median_ape=73.3,
         rows=(
-            ('MobileNet-V2-0.5x', 1.9), ('MobileNet-V3L-0.5x', 2.1), ('MobileNet-V2', 2.5), ('MNv4-Conv-S', 2.0),
-            ('MobileNet-V1', 2.1), ('MobileNet-V2-1.5x', 3.3), ('MobileNet-V2-2.0x', 4.2), ('MNv4-Conv-M', 4.1),
-            ('MNv4-Hybrid-M', 5.9), ('MNv4-Conv-L', 13.2), ('MNv4-Hybrid-L', 18.1),
+            ('MobileNet-V2-0.5x', 1.9), ('MobileNet-V3L-0.5x', 2.1), ('MobileOne-S0', 1.7), ('MobileNet-V2', 2.5),
+            ('MNv4-Conv-S', 2.0), ('MobileNet-V1', 2.1), ('FastViT-T8', 24.7), ('MobileNet-V2-1.5x', 3.3),
+            ('MultiHardware-MAX-1.5x', 4.1), ('MultiHardware-AVG-1.5x', 4.5), ('MobileNet-V2-2.0x', 4.2),
+            ('MobileOne-S4', 5.9), ('FastViT-S12', 47.0), ('MIT-EfficientViT-B1-r224', 5.0), ('MNv4-Conv-M', 4.1),
+            ('FastViT-SA12', 52.1), ('MNv4-Hybrid-M', 5.9), ('FastViT-SA24', 107.5),
+            ('MIT-EfficientViT-B2-r256', 9.5), ('MNv4-Conv-L', 13.2), ('ConvNext-S', 18.5), ('MNv4-Hybrid-L', 18.1),
+            ('MIT-EfficientViT-B3-r224', 18.4), ('FastViT-SA36', 138.1),
         ),
     ),
     'iphone13_ane': DeviceFit(
-        'iphone13_ane', ridge_point=49.5, ridge_from='fitted', peak_macs_per_s=3.302e+12, rms_log_error=0.096,
-        held_out_spearman=0.929, held_out_median_ape=10.1, held_out_max_ape=57.0,
-        overhead_s=0.0002469,
-        plain_held_out_spearman=0.929, plain_held_out_median_ape=18.6,
+        'iphone13_ane', ridge_point=78.5, ridge_from='fitted', peak_macs_per_s=3.407e+12, rms_log_error=0.093,
+        held_out_spearman=0.98, held_out_median_ape=7.5, held_out_max_ape=27.4,
+        overhead_s=0.0002196,
+        class_peaks=(('depthwise', 1e+15), ('grouped', 9.587e+10),),
+        plain_held_out_spearman=0.908, plain_held_out_median_ape=32.2,
         rows=(
-            ('MobileNet-V2-0.5x', 0.5), ('MobileNet-V3L-0.5x', 0.45), ('MobileNet-V2', 0.7), ('MNv4-Conv-S', 0.6),
-            ('MobileNet-V1', 0.7), ('MobileNet-V2-1.5x', 1.0), ('MobileNet-V2-2.0x', 1.5), ('MNv4-Conv-M', 1.1),
-            ('MNv4-Conv-L', 3.0),
+            ('MobileNet-V2-0.5x', 0.5), ('MobileNet-V3L-0.5x', 0.45), ('MobileOne-S0', 0.5), ('MobileNet-V2', 0.7),
+            ('MNv4-Conv-S', 0.6), ('MobileNet-V1', 0.7), ('FastViT-T8', 0.7), ('MobileNet-V2-1.5x', 1.0),
+            ('MobileNet-V2-2.0x', 1.5), ('MobileOne-S4', 1.5), ('FastViT-S12', 1.6),
+            ('MIT-EfficientViT-B1-r224', 2.4), ('MNv4-Conv-M', 1.1), ('FastViT-SA12', 1.6), ('FastViT-SA24', 2.4),
+            ('MIT-EfficientViT-B2-r256', 5.4), ('MNv4-Conv-L', 3.0), ('MIT-EfficientViT-B3-r224', 12.2),
         ),
     ),
 }
@@ -212,14 +259,21 @@ def _profile(target: Target, fitted: DeviceFit) -> DeviceProfile:
             f"{target.precision}, {BYTES_PER_ELEMENT[target.precision]} byte(s) per element. "
             f"ridge point {p['ridge_point']}; peak {p['peak_macs_per_s']} (rms ln error {fitted.rms_log_error:.3f}); "
             f"bandwidth {p['bandwidth_bytes_per_s']}"
-            + (f"; plus {fitted.overhead_s * 1e3:.3g} ms per inference (fitted: it lowers the held-out error from "
-               f"{fitted.plain_held_out_median_ape}%)" if fitted.overhead_s else "")
+            + (f"; cost model {fitted.terms} (each term fitted and kept because it lowers the held-out error; the "
+               f"plain roofline's: {fitted.plain_held_out_median_ape}%)" if fitted.terms != roofline.PLAIN else "")
+            + "".join(f"; {c} at {roofline.peak_text(p)}" for c, p in fitted.class_peaks)
+            + (f"; {fitted.overhead_s * 1e3:.3g} ms per inference" if fitted.overhead_s else "")
+            + (f"; {fitted.dispatch_s * 1e6:.3g} us per layer" if fitted.dispatch_s else "")
+            + (f"; does not run {', '.join(target.unsupported_ops)} (Table 6: Failed)" if target.unsupported_ops else "")
             + f". Held out (leave-one-out): median error {fitted.held_out_median_ape}%, max "
             f"{fitted.held_out_max_ape}%, Spearman {fitted.held_out_spearman}"
         ),
         typical_error_pct=fitted.held_out_median_ape,
         held_out_spearman=fitted.held_out_spearman,
         overhead_s=fitted.overhead_s,
+        dispatch_s=fitted.dispatch_s,
+        class_peaks=fitted.class_peaks,
+        unsupported_ops=target.unsupported_ops,
     )
 
 
@@ -363,6 +417,19 @@ def implemented_rows(results: dict[str, Any], specs: Sequence[ModelSpec] | None 
     return matched
 
 
+def costed_rows(results: dict[str, Any], specs: Sequence[ModelSpec] | None = None) -> dict[str, Any]:
+    """Every Table 6 row the suite can count: the catalog's (``implemented_rows``), then the models
+    described for counting only (``reference_models.table6_zoo``) for the rest."""
+    from mnv4suite.reference_models.table6_zoo import by_table6_name
+
+    matched: dict[str, Any] = dict(implemented_rows(results, specs))
+    zoo = by_table6_name()
+    for row in results["imagenet"]:
+        if row["model"] not in matched and row["model"] in zoo:
+            matched[row["model"]] = zoo[row["model"]]
+    return matched
+
+
 # --------------------------------------------------------------------------- costing and fitting
 
 _LAYER_CACHE: dict[str, list] = {}
@@ -395,28 +462,25 @@ def model_layers(spec: ModelSpec, bytes_per_element: float = 1) -> list:
 
 
 def fit_device(device: str, latencies_ms: dict[str, float], specs: dict[str, ModelSpec]) -> DeviceFit:
-    """Fit one device: the peak at the published ridge point, or ridge and peak where none is published."""
+    """Fit one device: the paper's roofline (the peak at the published ridge point, or ridge and peak
+    where none is published), then each further term that lowers the held-out error (``select_terms``)."""
     target = TARGETS[device]
     lower_bound = False
     names = [n for n in latencies_ms if n in specs]
     bpe = BYTES_PER_ELEMENT[target.precision]
     models = [model_layers(specs[n], bpe) for n in names]
     measured_s = [latencies_ms[n] / 1e3 for n in names]
-    if target.published_ridge is not None:
-        fit, ridge_from = roofline.fit_peak(models, measured_s, target.published_ridge), "published"
+    ridge_from = "published" if target.published_ridge is not None else "fitted"
+    terms, held, plain = select_terms(models, measured_s, target.published_ridge)
+    if terms != roofline.PLAIN:  # the terms earned their place on models the fit did not see: refit on every row
+        fit = roofline.fit_terms(models, measured_s, terms, target.published_ridge)
+    elif target.published_ridge is not None:
+        fit = roofline.fit_peak(models, measured_s, target.published_ridge)
     else:  # the grid's ridge, to the 0.1 MACs/byte it is stored with (a lower bound rounds up), then its peak
         free = roofline.fit_ridge_and_peak(models, measured_s)
         lower_bound = free.ridge_is_lower_bound
         ridge = math.ceil(free.ridge_point * 10) / 10 if lower_bound else round(free.ridge_point, 1)
-        fit, ridge_from = roofline.fit_peak(models, measured_s, ridge), "fitted"
-    plain = roofline.leave_one_out(models, measured_s, target.published_ridge)
-    held, overhead = plain, 0.0
-    with_overhead = roofline.leave_one_out(models, measured_s, target.published_ridge, overhead=True)
-    if with_overhead.median_abs_pct_error < plain.median_abs_pct_error * (1 - OVERHEAD_GAIN):
-        # the term earns its place on models the fit did not see: refit on every row with it
-        fit = roofline.fit_with_overhead(models, measured_s, target.published_ridge)
-        held, overhead, lower_bound = with_overhead, fit.overhead_s, False
-        ridge_from = "published" if target.published_ridge is not None else "fitted"
+        fit = roofline.fit_peak(models, measured_s, ridge)
     return DeviceFit(
         device=device,
         ridge_point=round(fit.ridge_point, 1),
@@ -428,14 +492,36 @@ def fit_device(device: str, latencies_ms: dict[str, float], specs: dict[str, Mod
         held_out_spearman=round(held.spearman, 3),
         held_out_median_ape=round(held.median_abs_pct_error, 1),
         held_out_max_ape=round(held.max_abs_pct_error, 1),
-        overhead_s=float(f"{overhead:.4g}"),
+        overhead_s=float(f"{fit.overhead_s:.4g}"),
         plain_held_out_spearman=round(plain.spearman, 3),
         plain_held_out_median_ape=round(plain.median_abs_pct_error, 1),
+        dispatch_s=float(f"{fit.dispatch_s:.4g}"),
+        class_peaks=tuple((c, float(f"{p:.4g}")) for c, p in fit.class_peaks),
     )
 
 
-#: An overhead term is kept when it lowers the held-out median error by at least this fraction.
-OVERHEAD_GAIN = 0.10
+#: A term is kept when it lowers the held-out mean |ln error| by at least this fraction.
+TERM_GAIN = 0.10
+
+
+def select_terms(models: Sequence[Sequence], measured_s: Sequence[float], ridge_point: float | None,
+                 ) -> tuple[roofline.Terms, roofline.HeldOut, roofline.HeldOut]:
+    """Forward selection on leave-one-out error: from the paper's roofline, add the one term (overhead,
+    per-layer dispatch, an op class's own peak) that lowers the held-out mean |ln error| most, while it
+    lowers it by TERM_GAIN or more. Returns (terms, their held-out predictions, the plain roofline's).
+
+    The mean |ln error| weighs every model (the median alone would let a term buy a better middle with
+    a worse tail, and the ranking with it)."""
+    plain = roofline.leave_one_out(models, measured_s, ridge_point)
+    terms, held = roofline.PLAIN, plain
+    while candidates := terms.candidates():
+        trials = [(roofline.leave_one_out(models, measured_s, ridge_point, terms=terms.plus(t)), terms.plus(t))
+                  for t in candidates]
+        best, best_terms = min(trials, key=lambda trial: trial[0].mean_abs_log_error)
+        if best.mean_abs_log_error >= held.mean_abs_log_error * (1 - TERM_GAIN):
+            break
+        terms, held = best_terms, best
+    return terms, held, plain
 
 
 def refit(
@@ -449,7 +535,7 @@ def refit(
     fit used, so stored numbers can be checked even after the catalog grows.
     """
     results = results if results is not None else load_results()
-    matched = implemented_rows(results, specs)
+    matched = costed_rows(results, specs)
     latencies = table6_latencies(results)
     out = {}
     for device, row in latencies.items():
@@ -487,7 +573,10 @@ def compare(
 ) -> Comparison:
     """Estimate every implemented model with the stored profile; by default on the rows it was fitted to."""
     latencies_ms = latencies_ms if latencies_ms is not None else dict(FITS[device].rows)
-    matched = matched if matched is not None else match_table6(latencies_ms)
+    if matched is None:
+        from mnv4suite.reports.paper import paper_results
+
+        matched = costed_rows(paper_results())
     profile = PROFILES[device]
     bpe = bytes_per_element(profile)
     names = tuple(n for n in latencies_ms if n in matched)
@@ -514,6 +603,9 @@ def emit(fits: dict[str, DeviceFit]) -> str:
             f"        held_out_spearman={c.held_out_spearman!r}, held_out_median_ape={c.held_out_median_ape!r}, "
             f"held_out_max_ape={c.held_out_max_ape!r},",
             *([f"        overhead_s={c.overhead_s:.4g},"] if c.overhead_s else []),
+            *([f"        dispatch_s={c.dispatch_s:.4g},"] if c.dispatch_s else []),
+            *([f"        class_peaks=({''.join(f'({n!r}, {p:.4g}), ' for n, p in c.class_peaks).rstrip()}),"]
+              if c.class_peaks else []),
             f"        plain_held_out_spearman={c.plain_held_out_spearman!r}, "
             f"plain_held_out_median_ape={c.plain_held_out_median_ape!r},",
             "        rows=(",

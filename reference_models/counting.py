@@ -8,8 +8,8 @@ One gap is closed here: on CPU, ``F.scaled_dot_product_attention`` dispatches to
 ``aten._scaled_dot_product_flash_attention_for_cpu``, which FlopCounterMode (torch 2.13) does not
 know and would count as zero. A formula for it is supplied via ``custom_mapping``.
 
-Per-layer rows (convs, linears, attention cores) carry MACs, weight bytes and activation bytes
-(inputs + outputs) for a chosen bytes-per-element, e.g. 1 for int8 as in the paper's roofline.
+Per-layer rows (convs, linears, attention cores, and the element-wise ops runtimes do not fuse)
+carry MACs, weight bytes and activation bytes (inputs + outputs) for a chosen bytes-per-element, e.g. 1 for int8 as in the paper's roofline.
 A module that runs more than once per forward pass (the RetinaNet head's convs, shared by five
 levels) gives one row per run, ``name[i]``, each with that run's shapes and bytes.
 ``model_costs`` builds the model on the ``meta`` device: shapes only, no memory, no arithmetic.
@@ -54,12 +54,13 @@ class LayerCost:
     """One compute layer of a forward pass at batch 1."""
 
     name: str  # module path, e.g. "blocks.2.4.attn.query.proj"
-    op: str  # "conv", "dwconv", "linear" or "attention"
+    op: str  # "conv", "dwconv", "mdwconv" (channel multiplier), "gconv" (grouped), "linear", "attention", or ELEMENTWISE
     macs: int
     weight_bytes: int
     activation_bytes: int  # inputs + outputs
     input_shapes: tuple[tuple[int, ...], ...]
     output_shape: tuple[int, ...]
+    kernel: int = 1  # a conv's (first) kernel size
 
     @property
     def bytes(self) -> int:
@@ -88,14 +89,31 @@ class CostReport:
         return sum(layer.macs for layer in self.layers if layer.op == "attention")
 
 
+#: Element-wise modules no runtime fuses into the conv before them, so they move their tensors
+#: through memory on their own (ReLU/ReLU6 are fused; BatchNorm is folded): rows with no MACs.
+#: The paper's roofline leaves them out (``roofline.PAPER_OPS``); a cost model may time them.
+ELEMENTWISE = {nn.GELU: "gelu", nn.Hardswish: "hardswish", nn.LayerNorm: "layernorm", nn.GroupNorm: "groupnorm"}
+
+
 def _op_type(module: nn.Module) -> str | None:
+    """The layer's op class; a module may name its own with a ``counted_as`` attribute (e.g. a linear
+    attention core written as plain matmuls says "attention")."""
+    counted_as = getattr(module, "counted_as", None)
+    if counted_as is not None:
+        return counted_as
     if isinstance(module, nn.Conv2d):
-        return "dwconv" if module.groups > 1 and module.groups == module.in_channels else "conv"
+        if module.groups == 1:
+            return "conv"
+        # depthwise: one channel in and out per group; with a channel multiplier (several out per group) or
+        # wider groups, runtimes often take a slower general kernel
+        if module.groups == module.in_channels:
+            return "dwconv" if module.out_channels == module.in_channels else "mdwconv"
+        return "gconv"
     if isinstance(module, nn.Linear):
         return "linear"
     if isinstance(module, ScaledDotProductAttention):
         return "attention"
-    return None
+    return ELEMENTWISE.get(type(module))
 
 
 def profile(
@@ -160,6 +178,7 @@ def profile(
                     activation_bytes=int(acts * bytes_per_element),
                     input_shapes=in_shapes,
                     output_shape=out_shape,
+                    kernel=module.kernel_size[0] if isinstance(module, nn.Conv2d) else 1,
                 )
             )
     return CostReport(

@@ -66,11 +66,11 @@ class DeviceComparison:
 
 
 def device_comparisons(results: Mapping[str, Any] | None = None, specs=None) -> list[DeviceComparison]:
-    """Every paper device: each Table 6 row the catalog implements, estimated with the stored profile."""
+    """Every paper device: each Table 6 row the suite counts, estimated with the stored profile."""
     from mnv4suite.plugins import devices
 
     results = results if results is not None else _packaged()
-    matched = devices.implemented_rows(results, specs)
+    matched = devices.costed_rows(results, specs)
     table6 = devices.table6_latencies(results)
     table16 = {row["device"]: row for row in results.get("roofline_fitted", [])}
     out = []

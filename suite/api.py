@@ -395,3 +395,10 @@ class DeviceProfile:
     #: fixed time per inference on top of the layers' roofline time (dispatch, synchronisation), fitted
     #: where it lowers the held-out error; 0: the paper's plain roofline
     overhead_s: float = 0.0
+    #: time per layer (an accelerator's per-op launch cost), fitted where it lowers the held-out error
+    dispatch_s: float = 0.0
+    #: (op class, effective peak MACs/s) for classes the device runs at their own speed (depthwise,
+    #: attention, ...; roofline.OP_CLASSES); the others run at ``peak_macs_per_s``
+    class_peaks: tuple[tuple[str, float], ...] = ()
+    #: ops its runtime cannot run ("gelu", "layernorm", "attention"): a model with one is "Failed", as Table 6 says
+    unsupported_ops: tuple[str, ...] = ()

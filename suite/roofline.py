@@ -19,7 +19,7 @@ bytes per element (int8 = 1 as in the paper, fp16 = 2, fp32 = 4).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Protocol, Sequence
 
 import numpy as np
@@ -47,14 +47,40 @@ class Layer:
     macs: float
     weight_bytes: float
     activation_bytes: float
+    op: str = "conv"
+    kernel: int = 1
 
     @property
     def bytes(self) -> float:
         return self.weight_bytes + self.activation_bytes
 
 
+#: The ops the paper's roofline counts; element-wise rows (GELU, LayerNorm, ...) only a cost model
+#: that gives the op its own class times.
+PAPER_OPS = frozenset({"conv", "dwconv", "mdwconv", "gconv", "linear", "attention"})
+
+#: Op classes a cost model may give their own efficiency: what accelerators run on different units or
+#: kernels. "pointwise" (1x1 convs, fully connected) carries most MACs and is the base every other
+#: class is timed like unless its own term earns its place. Each element-wise op is a class of its
+#: own: a runtime may have a fast kernel for one (hard-swish) and fall back to a slow one for another
+#: (GELU's erf), and the paper's roofline does not time them at all.
+OP_CLASSES = ("pointwise", "dense", "depthwise", "multiplier", "grouped", "attention", "gelu", "hardswish", "layernorm", "groupnorm")
+
+
+def op_class(row: LayerLike) -> str:
+    op = getattr(row, "op", "conv")
+    if op in ("dwconv", "mdwconv", "gconv"):
+        return {"dwconv": "depthwise", "mdwconv": "multiplier", "gconv": "grouped"}[op]
+    if op == "conv":
+        return "dense" if getattr(row, "kernel", 1) > 1 else "pointwise"
+    if op == "linear":
+        return "pointwise"
+    return op  # attention and the element-wise ops
+
+
 def _arrays(layers: Iterable[LayerLike]) -> tuple[np.ndarray, np.ndarray]:
-    rows = list(layers)
+    """MACs and bytes of the rows the paper's roofline counts."""
+    rows = [r for r in layers if getattr(r, "op", "conv") in PAPER_OPS]
     macs = np.array([float(r.macs) for r in rows])
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r in rows])
     return macs, moved
@@ -106,21 +132,33 @@ def rates(profile: DeviceProfile) -> tuple[float, float]:
     return float(peak), float(bandwidth)
 
 
+def unsupported_ops(layers: Sequence[LayerLike], profile: DeviceProfile) -> tuple[str, ...]:
+    """The ops of a model the device's runtime does not run (Table 6's "Failed"), sorted."""
+    return tuple(sorted({getattr(r, "op", "conv") for r in layers} & set(profile.unsupported_ops)))
+
+
 def estimate(layers: Sequence[LayerLike], profile: DeviceProfile) -> Estimate:
-    """Per-layer and total roofline time of one forward pass on ``profile``."""
+    """Per-layer and total roofline time of one forward pass on ``profile``: each layer at its op
+    class's effective peak (the shared one unless the profile times the class apart; an element-wise
+    op only when it does), plus the profile's per-layer dispatch and fixed per-inference times."""
     peak, bandwidth = rates(profile)
-    macs, moved = _arrays(layers)
+    class_peaks = dict(profile.class_peaks)
+    rows = [r for r in layers if getattr(r, "op", "conv") in PAPER_OPS or op_class(r) in class_peaks]
+    slowdown = np.array([peak / class_peaks.get(op_class(r), peak) for r in rows])
+    macs = np.array([float(r.macs) for r in rows])
+    moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r in rows])
     compute_s = macs / peak
     memory_s = moved / bandwidth
-    layer_s = np.maximum(compute_s, memory_s)
+    layer_s = np.maximum(compute_s, memory_s) * slowdown + profile.dispatch_s
+    fixed_s = profile.overhead_s
     return Estimate(
         device=profile.id,
         source=profile.source,
-        total_s=float(layer_s.sum()) + profile.overhead_s,
+        total_s=float(layer_s.sum()) + fixed_s,
         layer_s=tuple(float(t) for t in layer_s),
         compute_bound=tuple(bool(b) for b in compute_s >= memory_s),
-        names=tuple(str(getattr(r, "name", i)) for i, r in enumerate(layers)),
-        overhead_s=profile.overhead_s,
+        names=tuple(str(getattr(r, "name", i)) for i, r in enumerate(rows)),
+        overhead_s=fixed_s,
     )
 
 
@@ -144,6 +182,35 @@ def sweep(layers: Sequence[LayerLike], ridge_points: Sequence[float] = SWEEP_RID
 
 
 @dataclass(frozen=True)
+class Terms:
+    """A cost model's terms beyond the paper's roofline; each is kept for a device only where it
+    lowers the error on models held out of the fit (``plugins/devices.py`` chooses)."""
+
+    overhead: bool = False  # fixed seconds per inference: dispatch, synchronisation, I/O
+    dispatch: bool = False  # seconds per layer: an accelerator's per-op launch cost
+    classes: tuple[str, ...] = ()  # op classes (OP_CLASSES, not "pointwise") with their own effective peak
+
+    def __str__(self) -> str:
+        parts = (["overhead"] if self.overhead else []) + (["per-layer dispatch"] if self.dispatch else [])
+        parts += [f"{c} peak" for c in self.classes]
+        return "roofline" + "".join(f" + {p}" for p in parts)
+
+    def plus(self, term: str) -> "Terms":
+        if term in ("overhead", "dispatch"):
+            return replace(self, **{term: True})
+        return replace(self, classes=tuple(c for c in OP_CLASSES if c in (*self.classes, term)))
+
+    def candidates(self) -> tuple[str, ...]:
+        """The terms not yet in the model, in a fixed order."""
+        have = {"overhead"} if self.overhead else set()
+        have |= {"dispatch"} if self.dispatch else set()
+        return tuple(t for t in ("overhead", "dispatch", *OP_CLASSES[1:]) if t not in have | set(self.classes))
+
+
+PLAIN = Terms()
+
+
+@dataclass(frozen=True)
 class Fit:
     """An effective peak (and ridge point) fitted to measured latencies, with its log-space error."""
 
@@ -154,8 +221,12 @@ class Fit:
     #: True when every larger ridge point fits as well: above the most intense layer everything is
     #: memory-bound, estimates scale with bytes alone, and the data cannot bound the ridge from above.
     ridge_is_lower_bound: bool = False
-    #: fixed seconds per inference (fit_with_overhead); 0 for the plain roofline
+    #: fixed seconds per inference (fit_terms); 0 for the plain roofline
     overhead_s: float = 0.0
+    #: seconds per layer, and op classes with their own effective peak (fit_terms)
+    dispatch_s: float = 0.0
+    class_peaks: tuple[tuple[str, float], ...] = ()
+    terms: Terms = PLAIN
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -186,33 +257,94 @@ def fit_peak(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
     return Fit(float(ridge_point), peak, rms, len(measured))
 
 
-def _overhead_at(equivalents: np.ndarray, measured_s: np.ndarray) -> tuple[float, float, float]:
-    """(overhead s, peak MACs/s, rms ln error) minimising the relative error of overhead + equivalents / peak,
-    a linear least-squares problem in (overhead, 1 / peak); overhead 0 where the best one would be negative."""
-    a = np.stack([1.0 / measured_s, equivalents / measured_s], axis=1)
-    (overhead, inverse_peak), *_ = np.linalg.lstsq(a, np.ones_like(measured_s), rcond=None)
-    if overhead < 0 or inverse_peak <= 0:
-        overhead, inverse_peak = 0.0, float(np.sum(a[:, 1]) / np.sum(a[:, 1] ** 2))
-    predicted = overhead + equivalents * inverse_peak
-    return float(overhead), 1.0 / float(inverse_peak), float(np.sqrt(np.mean(np.log(predicted / measured_s) ** 2)))
+
+
+def _features(layers: Sequence[LayerLike], terms: Terms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: MACs, bytes and column of the design matrix (0 = the shared peak, then terms.classes)."""
+    rows = [r for r in layers if getattr(r, "op", "conv") in PAPER_OPS or op_class(r) in terms.classes]
+    macs = np.array([float(r.macs) for r in rows])
+    moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r in rows])
+    column = np.array([1 + terms.classes.index(c) if (c := op_class(r)) in terms.classes else 0 for r in rows], dtype=int)
+    return macs, moved, column
+
+
+def _design(features, terms: Terms, ridge: float) -> np.ndarray:
+    """One row per model: [shared MAC-eq, per-class MAC-eq..., overhead 1, layer count] at ``ridge``."""
+    width = 1 + len(terms.classes)
+    out = []
+    for macs, moved, column in features:
+        eq = np.bincount(column, weights=np.maximum(macs, ridge * moved), minlength=width)
+        extra = ([1.0] if terms.overhead else []) + ([float(len(macs))] if terms.dispatch else [])
+        out.append(np.concatenate([eq, extra]))
+    return np.array(out)
+
+
+def _solve(a: np.ndarray, measured_s: np.ndarray) -> tuple[np.ndarray, float]:
+    """Non-negative least squares on relative error (a x / measured = 1); (x, rms ln error).
+
+    A class no model has keeps the shared peak's weight, so a model that has it is not costed at zero."""
+    from scipy.optimize import nnls
+
+    x, _ = nnls(a / measured_s[:, None], np.ones_like(measured_s))
+    absent = ~a.any(axis=0)
+    x[absent] = x[0]
+    predicted = a @ x
+    if np.any(predicted <= 0):
+        return x, math.inf
+    return x, float(np.sqrt(np.mean(np.log(predicted / measured_s) ** 2)))
+
+
+#: The peak stored for a class the fit finds free (weight 0): its time is all in the per-layer and
+#: per-inference terms, e.g. depthwise convs on an accelerator that overlaps them with the dense ones.
+FREE_PEAK = 1e15
+
+
+def peak_text(peak: float) -> str:
+    return "free (its time is in the per-layer or per-inference terms)" if peak >= FREE_PEAK * 0.999 else \
+        f"{peak / 1e9:.3g} GMACs/s"
+
+
+#: Ridge points tried when a cost model's ridge is fitted: 0.5 to 5000 MACs/byte, 4% apart.
+TERMS_RIDGE_GRID = np.geomspace(0.5, 5000.0, 236)
+
+
+def fit_terms(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float], terms: Terms,
+              ridge_point: float | None = None) -> Fit:
+    """The roofline with ``terms``, its weights non-negative least squares in relative error, at a given
+    ridge point or the ridge searched on TERMS_RIDGE_GRID (smallest of equals) when it is None."""
+    measured = _check(models, measured_s)
+    grid = [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID
+    features = [_features(layers, terms) for layers in models]
+    best = None
+    for ridge in grid:
+        x, rms = _solve(_design(features, terms, float(ridge)), measured)
+        if best is None or rms < best[2] * (1 - _TIE) - _TIE:
+            best = (float(ridge), x, rms)
+    ridge, x, rms = best
+    n_classes = 1 + len(terms.classes)
+    inverse_peaks = np.maximum(x[:n_classes], 1 / FREE_PEAK)
+    extra = list(x[n_classes:])
+    overhead = extra.pop(0) if terms.overhead else 0.0
+    dispatch = extra.pop(0) if terms.dispatch else 0.0
+    return Fit(
+        ridge, 1.0 / float(inverse_peaks[0]), rms, len(measured), overhead_s=float(overhead),
+        dispatch_s=float(dispatch), terms=terms,
+        class_peaks=tuple((c, 1.0 / float(w)) for c, w in zip(terms.classes, inverse_peaks[1:])),
+    )
 
 
 def fit_with_overhead(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
                       ridge_point: float | None = None) -> Fit:
-    """Roofline plus a fixed per-inference overhead (dispatch, synchronisation, I/O that no layer
-    accounts for: on an accelerator the small models' latency is mostly this). At a given ridge
-    point, or the ridge searched on FIT_RIDGE_GRID (smallest of equals) when it is None."""
-    measured = _check(models, measured_s)
-    grid = np.asarray([ridge_point] if ridge_point is not None else FIT_RIDGE_GRID, dtype=float)
-    arrays = [_arrays(layers) for layers in models]
-    best = None
-    for ridge in grid:
-        equivalents = np.array([np.maximum(m, ridge * b).sum() for m, b in arrays])
-        overhead, peak, rms = _overhead_at(equivalents, measured)
-        if best is None or rms < best[3] * (1 - _TIE) - _TIE:
-            best = (float(ridge), overhead, peak, rms)
-    ridge, overhead, peak, rms = best
-    return Fit(ridge, peak, rms, len(measured), overhead_s=overhead)
+    """Roofline plus a fixed per-inference overhead (on an accelerator the small models' latency is mostly this)."""
+    return fit_terms(models, measured_s, Terms(overhead=True), ridge_point)
+
+
+def predict(layers: Sequence[LayerLike], fit: Fit) -> float:
+    """Seconds ``fit`` gives one model (what ``estimate`` gives with a profile made from it)."""
+    macs, moved, column = _features(layers, fit.terms)
+    peaks = np.array([fit.peak_macs_per_s, *(p for _, p in fit.class_peaks)])
+    layer_s = np.maximum(macs, fit.ridge_point * moved) / peaks[column] + fit.dispatch_s
+    return float(layer_s.sum()) + fit.overhead_s
 
 
 #: Ridge points tried when the ridge is fitted too: 0.5 to 5000 MACs/byte, 1% apart.
@@ -287,27 +419,47 @@ class HeldOut:
     def spearman(self) -> float:
         return spearman(self.predicted_s, self.measured_s)
 
+    @property
+    def mean_abs_log_error(self) -> float:
+        """Mean |ln(predicted / measured)|: symmetric in over- and under-estimates, every model counted."""
+        return float(np.mean(np.abs(np.log(np.asarray(self.predicted_s) / np.asarray(self.measured_s)))))
+
+
+def cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float], folds: Sequence[Sequence[int]],
+                   ridge_point: float | None = None, terms: Terms | None = None) -> HeldOut:
+    """Predict the models of each fold from a fit to all the others (every model in exactly one fold).
+
+    The paper's roofline (``terms`` None): the peak at ``ridge_point``, or ridge and peak refitted per
+    fold when it is None; a cost model with ``terms``: all its weights (and the ridge, when None) refitted."""
+    measured = _check(models, measured_s)
+    flat = sorted(i for fold in folds for i in fold)
+    if flat != list(range(len(measured))):
+        raise ValueError(f"folds must hold every model index exactly once (got {flat})")
+    predicted = np.zeros(len(measured))
+    for fold in folds:
+        rest = [j for j in range(len(measured)) if j not in set(fold)]
+        if len(rest) < 2:
+            raise ValueError(f"a fold of {len(fold)} leaves fewer than two models to fit on")
+        train, train_s = [models[j] for j in rest], [measured[j] for j in rest]
+        if terms is not None:
+            fit = fit_terms(train, train_s, terms, ridge_point)
+        elif ridge_point is not None:
+            fit = fit_peak(train, train_s, ridge_point)
+        else:
+            fit = fit_ridge_and_peak(train, train_s)
+        for i in fold:
+            predicted[i] = predict(models[i], fit)
+    return HeldOut(tuple(float(p) for p in predicted), tuple(float(t) for t in measured))
+
 
 def leave_one_out(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
-                  ridge_point: float | None = None, overhead: bool = False) -> HeldOut:
-    """Predict each model from a fit to all the others: the peak at `ridge_point`, or, when it is None,
-    ridge and peak both refitted per fold (with `overhead`, a fixed per-inference time too). The honest
-    error of an estimate for a model not in the fit (in-sample error flatters: the fit has seen the answer)."""
-    measured = _check(models, measured_s)
-    if len(measured) < 3:
-        raise ValueError(f"leave-one-out needs at least three models (got {len(measured)})")
-    predicted = []
-    for i in range(len(measured)):
-        rest = [m for j, m in enumerate(models) if j != i]
-        rest_s = [t for j, t in enumerate(measured) if j != i]
-        if overhead:
-            fit = fit_with_overhead(rest, rest_s, ridge_point)
-        elif ridge_point is not None:
-            fit = fit_peak(rest, rest_s, ridge_point)
-        else:
-            fit = fit_ridge_and_peak(rest, rest_s)
-        predicted.append(fit.overhead_s + mac_equivalents(models[i], fit.ridge_point) / fit.peak_macs_per_s)
-    return HeldOut(tuple(predicted), tuple(float(t) for t in measured))
+                  ridge_point: float | None = None, overhead: bool = False, terms: Terms | None = None) -> HeldOut:
+    """Each model predicted by a fit to all the others: the honest error of an estimate for a model
+    the fit never saw (in-sample error flatters: the fit has seen the answer). See ``cross_validate``."""
+    if len(models) < 3:
+        raise ValueError(f"leave-one-out needs at least three models (got {len(models)})")
+    terms = Terms(overhead=True) if overhead and terms is None else terms
+    return cross_validate(models, measured_s, [[i] for i in range(len(models))], ridge_point, terms)
 
 
 # --------------------------------------------------------------------------- rank correlation

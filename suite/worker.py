@@ -103,10 +103,14 @@ def calibration_set(task, model_spec, data: Path | None, task_id: str, cache_dir
 def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str, Any]:
     """The device latency this machine cannot measure, from the paper's roofline model."""
     from mnv4suite.reference_models.counting import profile as layer_costs
-    from mnv4suite.roofline import BYTES_PER_ELEMENT, estimate, rates
+    from mnv4suite.roofline import BYTES_PER_ELEMENT, estimate, rates, unsupported_ops
 
     bytes_per_element = BYTES_PER_ELEMENT[precision]
     layers = layer_costs(model.module, model.spec.resolution, bytes_per_element).layers
+    missing = unsupported_ops(layers, profile)
+    if missing:
+        raise ValueError(f"{profile.name} does not run {', '.join(missing)}, which {model.spec.id} uses: "
+                         "the paper's Table 6 lists such models as Failed there, and no latency is given")
     peak, bandwidth = rates(profile)
     found = estimate(layers, profile)
     return {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
 
 import pytest
 
+from mnv4suite import roofline
 from mnv4suite.api import ModelSpec
 from mnv4suite.plugin_manager import create_plugin_manager
 from mnv4suite.plugins import devices
@@ -15,17 +15,19 @@ from mnv4suite.registry import build_registry
 
 PAPER_RIDGES = {"pixel6_cpu": 31.2, "s23_cpu": 39.7, "pixel4_hexagon": 347.3, "pixel8_edgetpu": 433.8}
 
-#: Spearman (roofline estimate vs the paper's Table 6 latency) of the stored profiles over the rows they
-#: were fitted to, measured when they were fitted: pixel6_cpu 0.982, s23_cpu 0.961, pixel4_hexagon 0.900,
-#: pixel8_edgetpu 0.889, pixel7_gpu 0.945, s23_gpu 0.948, iphone13_ane 0.929. Floors sit just below.
+#: Spearman (estimate vs the paper's Table 6 latency) of the stored profiles over the rows they were
+#: fitted to (Table 6 rows of the catalog and of reference_models.table6_zoo), measured when they were
+#: fitted: pixel6_cpu 0.978, s23_cpu 0.968, pixel4_hexagon 0.977, pixel8_edgetpu 0.972, pixel7_gpu 0.964,
+#: s23_gpu 0.988, iphone13_ane 0.988 (MACs alone: 0.941, 0.877, 0.919, 0.951, 0.858, 0.812, 0.870).
+#: Floors sit just below.
 SPEARMAN_FLOOR = {
-    "pixel6_cpu": 0.96,
-    "s23_cpu": 0.94,
-    "pixel4_hexagon": 0.88,
-    "pixel8_edgetpu": 0.87,
-    "pixel7_gpu": 0.92,
-    "s23_gpu": 0.93,
-    "iphone13_ane": 0.91,
+    "pixel6_cpu": 0.97,
+    "s23_cpu": 0.96,
+    "pixel4_hexagon": 0.97,
+    "pixel8_edgetpu": 0.96,
+    "pixel7_gpu": 0.95,
+    "s23_gpu": 0.98,
+    "iphone13_ane": 0.98,
 }
 
 
@@ -65,24 +67,63 @@ def test_paper_profiles_carry_their_provenance(device):
     assert profile.held_out_spearman == fitted.held_out_spearman and "Held out (leave-one-out)" in profile.notes
 
 
-def test_an_overhead_term_is_kept_only_where_it_lowers_the_held_out_error():
+def test_the_cost_model_notes_say_which_terms_each_profile_keeps():
     for device, fitted in devices.FITS.items():
-        if fitted.overhead_s:
-            assert fitted.held_out_median_ape < fitted.plain_held_out_median_ape * (1 - devices.OVERHEAD_GAIN)
-            assert devices.PROFILES[device].overhead_s == fitted.overhead_s and "ms per inference" in devices.PROFILES[device].notes
-        else:
+        profile = devices.PROFILES[device]
+        assert (profile.overhead_s, profile.dispatch_s, profile.class_peaks) == (
+            fitted.overhead_s, fitted.dispatch_s, fitted.class_peaks)
+        if fitted.terms == roofline.PLAIN:
             assert fitted.held_out_median_ape == fitted.plain_held_out_median_ape
-    assert devices.FITS["pixel8_edgetpu"].overhead_s > 0  # 0.7 ms for models from 0.5 to 2 GMACs: mostly fixed cost
-    assert not devices.FITS["pixel6_cpu"].overhead_s
+        else:
+            assert f"cost model {fitted.terms}" in profile.notes
+        for op_class, peak in fitted.class_peaks:
+            assert op_class in roofline.OP_CLASSES and peak > 0 and f"{op_class} at" in profile.notes
+    assert devices.PROFILES["pixel4_hexagon"].unsupported_ops == ("attention", "gelu", "layernorm")
 
 
-def test_held_out_stats_are_recomputed_from_the_stored_rows():
-    """Leave-one-out on the rows of the stored fit, from the package's own data (no shared/ needed)."""
+def _stored_rows(device):
+    """The stored fit's models, costed at its precision, and their Table 6 latencies in seconds."""
+    from mnv4suite.reports.paper import paper_results
+
+    fitted = devices.FITS[device]
+    matched = devices.costed_rows(paper_results())
+    bpe = roofline.BYTES_PER_ELEMENT[devices.TARGETS[device].precision]
+    return [devices.model_layers(matched[name], bpe) for name, _ in fitted.rows], [ms / 1e3 for _, ms in fitted.rows]
+
+
+@pytest.mark.parametrize("device", list(devices.TARGETS))
+def test_held_out_figures_are_recomputed_from_the_stored_terms(device):
+    """Leave-one-out with the stored terms, refitted per fold, from the package's own Table 6 copy: the
+    figures every estimate carries; the terms themselves beat the paper's plain roofline held out."""
     pytest.importorskip("torch")
-    fitted = devices.FITS["pixel6_cpu"]
-    specs = devices.match_table6(dict(fitted.rows))
-    again = devices.fit_device("pixel6_cpu", dict(fitted.rows), specs)
-    assert again.agrees_with(fitted), (again, fitted)
+    fitted, ridge = devices.FITS[device], devices.TARGETS[device].published_ridge
+    models, measured = _stored_rows(device)
+    held = roofline.leave_one_out(models, measured, ridge, terms=fitted.terms)
+    assert held.median_abs_pct_error == pytest.approx(fitted.held_out_median_ape, abs=0.2)
+    assert held.max_abs_pct_error == pytest.approx(fitted.held_out_max_ape, abs=0.2)
+    assert held.spearman == pytest.approx(fitted.held_out_spearman, abs=2e-3)
+    plain = roofline.leave_one_out(models, measured, ridge)
+    assert plain.median_abs_pct_error == pytest.approx(fitted.plain_held_out_median_ape, abs=0.2)
+    if fitted.terms != roofline.PLAIN:
+        assert held.mean_abs_log_error < plain.mean_abs_log_error * (1 - devices.TERM_GAIN)
+    # the issue's target on the median; Spearman >= 0.97 holds on pixel6_cpu, hexagon, s23_gpu, ane only
+    assert fitted.held_out_median_ape <= 15
+
+
+@pytest.mark.parametrize("device", list(devices.TARGETS))
+def test_held_out_error_does_not_hinge_on_which_models_are_held_out_together(device):
+    """Random 5- and 3-fold partitions (folds of the test's choosing) give errors like leave-one-out's."""
+    pytest.importorskip("torch")
+    import numpy as np
+
+    fitted, ridge = devices.FITS[device], devices.TARGETS[device].published_ridge
+    models, measured = _stored_rows(device)
+    for seed, k in ((11, 5), (12, 3)):
+        order = np.random.default_rng(seed).permutation(len(measured))
+        folds = [[int(i) for i in order[j::k]] for j in range(k)]
+        held = roofline.cross_validate(models, measured, folds, ridge, terms=fitted.terms)
+        assert held.median_abs_pct_error <= max(20.0, 1.6 * fitted.held_out_median_ape), (seed, k)
+        assert held.spearman >= 0.9, (seed, k)
 
 
 def test_list_devices_shows_the_held_out_error(suite_env):
@@ -159,28 +200,39 @@ def test_emitted_block_reproduces_the_stored_fits():
 def test_stored_profiles_rank_models_like_the_paper(device):
     pytest.importorskip("torch")
     cmp = devices.compare(device)
-    assert len(cmp.models) == len(devices.FITS[device].rows)  # every fitted row is still in the catalog
+    assert len(cmp.models) == len(devices.FITS[device].rows)  # every fitted row is still costed
     print(f"{device}: Spearman roofline {cmp.spearman_roofline:.3f}, MACs {cmp.spearman_macs:.3f} over {len(cmp.models)}")
-    assert cmp.spearman_roofline >= SPEARMAN_FLOOR[device]
-    assert all(0.3 < est / meas < 3 for est, meas in zip(cmp.estimated_ms, cmp.measured_ms))
+    assert cmp.spearman_roofline >= SPEARMAN_FLOOR[device] > cmp.spearman_macs
+    ratios = {name: est / meas for name, est, meas in zip(cmp.models, cmp.estimated_ms, cmp.measured_ms)}
+    # in sample: the worst is ConvNeXt-S on the phone CPUs, 4x slower there than its ops cost anywhere else
+    assert all(0.2 < r < 2 for r in ratios.values()), ratios
+    assert sum(0.7 < r < 1.3 for r in ratios.values()) >= len(ratios) - 3, ratios
 
 
-def test_stored_fits_match_a_refit_from_the_paper(shared_dir):
+@pytest.mark.slow
+def test_stored_fits_match_a_refit_from_the_paper():
+    """The whole selection (every candidate term, leave-one-out, every device) again: about a minute."""
     pytest.importorskip("torch")
-    results = devices.load_results(shared_dir / devices.RESULTS_FILE)
+    from mnv4suite.reports.paper import paper_results
+
+    results = paper_results()
     table6 = devices.table6_latencies(results)
-    stored_rows = {d: [name for name, _ in c.rows] for d, c in devices.FITS.items()}
     for device, fitted in devices.FITS.items():
-        assert dict(fitted.rows) == {n: table6[device][n] for n in stored_rows[device]}  # copied faithfully
-    refit = devices.refit(results, only_rows=stored_rows)
+        assert dict(fitted.rows) == {n: table6[device][n] for n, _ in fitted.rows}  # copied faithfully
+    refit = devices.refit(results)
     for device, fitted in devices.FITS.items():
         assert refit[device].agrees_with(fitted), (device, refit[device], fitted)
-    implemented = devices.implemented_rows(results)
-    newer = {d: sorted(set(table6[d]) & set(implemented) - set(stored_rows[d])) for d in table6}
-    newer = {d: rows for d, rows in newer.items() if rows}
-    if newer:
-        warnings.warn(
-            f"the catalog now implements Table 6 rows the stored fits predate {newer}: "
-            "run `python benchmarks/bench_roofline.py --emit` and update FITS in plugins/devices.py",
-            stacklevel=1,
-        )
+
+
+def test_hexagon_fails_exactly_the_models_table6_lists_as_failed():
+    """The ops marked unsupported predict Table 6's "Failed" entries: no more, no fewer."""
+    pytest.importorskip("torch")
+    from mnv4suite.reports.paper import paper_results
+
+    results = paper_results()
+    column = results["devices"].index("pixel4_hexagon")
+    profile = devices.PROFILES["pixel4_hexagon"]
+    for name, model in devices.costed_rows(results).items():
+        entry = next(r for r in results["imagenet"] if r["model"] == name)["latency_ms"][column]
+        if entry is not None:  # null: not benchmarked there
+            assert bool(roofline.unsupported_ops(devices.model_layers(model), profile)) == (entry == "failed"), name
