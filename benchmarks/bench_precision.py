@@ -8,6 +8,11 @@ prepares it (the int8 backends calibrated on 128 photo-like procedural images), 
 `--runs` batch-1 inferences after warm-up. Agreement with fp32 PyTorch on 64 other photo-like
 images: top-1 agreement and mean cosine of the logits. Target: the best int8 backend at least 2x
 faster than the best fp32 one on Conv-M and Conv-L.
+
+Then every latency against the host roofline's floor at its precision (mnv4suite.hostprobe: the
+fastest GEMM of any library here, the best copy bandwidth), measured after the backends, in the same
+process: a latency below its floor means the host profile is wrong; otherwise the share of the
+ceiling each backend reaches.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mnv4suite import hostprobe
 from mnv4suite.api import CalibrationSet
 from mnv4suite.cache import ArtifactCache
 from mnv4suite.models import prepare_model
+from mnv4suite.plugins.devices import model_layers
+from mnv4suite.roofline import BYTES_PER_ELEMENT
 from mnv4suite.reference_models.export import compare_logits
 from mnv4suite.reference_models.probe_images import natural_images
 from mnv4suite.reference_models.probe_weights import trained_like
@@ -76,6 +84,21 @@ def main() -> None:
         for precision, (ms, backend_id, agreement) in best.items():
             print(f"{model_id:<14} {precision:<9} {backend_id:<22} {ms:>7.2f} {fp32_ms / ms:>11.2f}x "
                   f"{agreement.top1_agreement * 100:>11.1f}% {agreement.mean_cosine:>8.4f}")
+    print("\nhost roofline floor (measured after the backends; its peaks and bandwidth):")
+    figures = hostprobe.measure()
+    for precision, macs, library in figures.peaks:
+        print(f"  {precision}: {macs / 1e9:.0f} GMACs/s ({library})")
+    print(f"  bandwidth {figures.bandwidth_bytes_per_s / 1e9:.1f} GB/s (best copy; "
+          f"{figures.dram_bandwidth_bytes_per_s / 1e9:.1f} beyond the caches)")
+    wrong = 0
+    for model_id, found in rows:
+        spec = registry.models.get(model_id)
+        for backend_id, (precision, ms, _) in found.items():
+            check = hostprobe.floor_check(model_layers(spec, BYTES_PER_ELEMENT[precision]), ms,
+                                          hostprobe.measure_profile(precision))
+            wrong += check.below_floor
+            print(f"  {model_id} {backend_id}: {check.text()}")
+    print("every latency is above its floor" if not wrong else f"{wrong} latencies below their floor: the profile is wrong")
     print("\nevery backend (ms, top-1 agreement with fp32 PyTorch):")
     for model_id, found in rows:
         print(f"  {model_id}: " + ", ".join(f"{b} {ms:.2f} ({a.top1_agreement * 100:.0f}%)"

@@ -95,16 +95,22 @@ def show_host() -> None:
     from mnv4suite import hostprobe
 
     f = hostprobe.measure()
-    print("\n== host-cpu: this machine, measured")
-    print(f"   peak             {f.peak_macs_per_s / 1e9:10.1f} GMACs/s    {f.precision} {f.gemm_size}^3 GEMM, "
-          f"{f.threads} threads, {f.blas}")
-    print(f"   bandwidth        {f.bandwidth_bytes_per_s / 1e9:10.2f} GB/s       {f.copy_bytes >> 20} MiB copy, read + write")
-    print(f"   ridge point      {f.ridge_point:10.2f} MACs/byte   derived (at {f.precision}: "
-          f"{f.ridge_point * 4:.1f} MACs per element)")
-    profile = hostprobe.measure_profile()
+    print(f"\n== host-cpu: this machine, measured ({f.threads} threads)")
+    for precision, macs, library in f.peaks:
+        print(f"   {precision} peak        {macs / 1e9:10.1f} GMACs/s    fastest {f.gemm_size}^3 GEMM: {library}")
+    print(f"   tried            {f.tried_text()} (GMACs/s)")
+    print(f"   bandwidth        {f.bandwidth_bytes_per_s / 1e9:10.2f} GB/s       best array copy (read + write); "
+          f"{f.dram_bandwidth_bytes_per_s / 1e9:.2f} GB/s at {f.copy_bytes >> 20} MiB, beyond the caches")
+    print("   roofline floor per model (ms; the fastest each could run here): benchmarks/bench_precision.py "
+          "checks measured latencies against it")
+    print(f"   {'model':<15}" + "".join(f" {p:>8}" for p, _, _ in f.peaks))
     for spec in model_specs():
-        est = roofline.estimate(devices.model_layers(spec, devices.bytes_per_element(profile)), profile)
-        print(f"   {spec.id:<15} roofline {est.total_ms:8.2f} ms   compute-bound share {est.compute_bound_time_share:.0%}")
+        floors = []
+        for precision, _, _ in f.peaks:
+            profile = hostprobe.measure_profile(precision)
+            rows = devices.model_layers(spec, roofline.BYTES_PER_ELEMENT[precision])
+            floors.append(roofline.estimate(rows, profile).total_ms)
+        print(f"   {spec.id:<15}" + "".join(f" {ms:8.2f}" for ms in floors))
 
 
 def main() -> None:

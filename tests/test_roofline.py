@@ -138,13 +138,27 @@ def test_spearman_matches_scipy_with_ties():
 
 def test_host_probe_measures_positive_figures_fast():
     figures = hostprobe.measure(gemm_size=256, copy_bytes=8 * 2**20)
-    assert figures.peak_macs_per_s > 1e8 and figures.bandwidth_bytes_per_s > 1e8
-    assert figures.precision == "fp32" and figures.threads >= 1
+    assert figures.peak_macs_per_s > 1e8 and figures.bandwidth_bytes_per_s >= figures.dram_bandwidth_bytes_per_s > 1e8
+    assert figures.threads >= 1 and figures.peak("fp32")[1] in hostprobe.LIBRARIES
+    # every installed library was tried per precision, and the peak is the fastest of them
+    for precision, macs, library in figures.peaks:
+        assert macs == max(m for p, _, m in figures.tried if p == precision)
+    assert {lib for p, lib, _ in figures.tried if p == "fp32"} >= {"numpy BLAS"}
     assert hostprobe.measure(gemm_size=256, copy_bytes=8 * 2**20) is figures  # cached per process
     profile = hostprobe.measure_profile(gemm_size=256, copy_bytes=8 * 2**20)
     assert profile.id == "host-cpu" and profile.source.startswith("measured")
     assert profile.ridge_point == pytest.approx(profile.peak_macs_per_s / profile.bandwidth_bytes_per_s)
     assert roofline.estimate([COMPUTE, MEMORY], profile).total_s > 0
+
+
+def test_a_latency_below_the_host_floor_says_the_profile_is_wrong():
+    profile = DeviceProfile("host-cpu", "host", "cpu", ridge_point=10.0, peak_macs_per_s=1e11, bandwidth_bytes_per_s=1e10)
+    layers = [Layer("a", macs=1e9, weight_bytes=1e6, activation_bytes=1e6)]  # 10 ms of arithmetic at the peak
+    fine = hostprobe.floor_check(layers, 20.0, profile)
+    assert fine.floor_ms == pytest.approx(10.0) and fine.fraction == pytest.approx(0.5) and not fine.below_floor
+    assert "50% of the roofline ceiling" in fine.text()
+    wrong = hostprobe.floor_check(layers, 5.0, profile)
+    assert wrong.below_floor and "the host profile is wrong" in wrong.text()
 
 
 def synthetic_models(n: int = 8, seed: int = 0) -> list[list[Layer]]:
