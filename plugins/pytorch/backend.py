@@ -97,7 +97,13 @@ class CompiledSession(Session):
 
 
 def check_input_of_shape(shape: tuple[int, ...]) -> np.ndarray:
-    """A seeded input (same every run, independent of global RNG state)."""
+    """A seeded input (same every run, independent of global RNG state): photo-like images where the
+    shape is an RGB image batch, since white noise drives trained weights to logits no photo gives (and
+    float32, let alone bf16, is ill-conditioned there); noise for any other shape."""
+    if len(shape) == 4 and shape[1] == 3 and shape[2] == shape[3] >= 16:
+        from mnv4suite.reference_models.probe_images import natural_images
+
+        return natural_images(shape[0], shape[2], seed=CHECK_SEED)
     return np.random.default_rng(CHECK_SEED).standard_normal(shape).astype(np.float32)
 
 
@@ -125,13 +131,30 @@ def check_against_reference(model: PreparedModel, session: Session, what: str,
                         f"unmodified module's reach {scale:.3g}: the weights ({model.weights}) are too large for it "
                         "to compute in its precision, so there is nothing to benchmark")
     diff = float(np.max(np.abs(ref - got)))
-    if not diff <= rtol * max(scale, 1.0):
-        raise RuntimeError(
-            f"{what} of {model.spec.id} disagrees with the PyTorch module: max |diff| {diff:.3g} for logits up "
-            f"to {scale:.3g} (tolerance {rtol:g} relative to the largest logit). Refusing to benchmark a model "
-            "that computes something else; please report this with the model id"
-        )
-    return {"check_max_abs_diff": diff, "check_max_abs_logit": scale}
+    checked = {"check_max_abs_diff": diff, "check_max_abs_logit": scale}
+    if diff <= rtol * max(scale, 1.0):
+        return checked
+    # Where float32 itself is ill-conditioned (trained weights on a noise input: large logits through attention),
+    # the module is no exact answer either: measure both against float64 arithmetic on the same weights.
+    exact = _float64_logits(model, x)
+    own_error = float(np.max(np.abs(ref - exact)))
+    session_error = float(np.max(np.abs(got - exact)))
+    if session_error <= 2 * own_error + rtol * max(scale, 1.0):
+        return {**checked, "check_float64_error": session_error, "check_module_float64_error": own_error}
+    raise RuntimeError(
+        f"{what} of {model.spec.id} disagrees with the PyTorch module: max |diff| {diff:.3g} for logits up "
+        f"to {scale:.3g} (tolerance {rtol:g} relative to the largest logit), and is {session_error:.3g} from "
+        f"float64 arithmetic where the module itself is {own_error:.3g}. Refusing to benchmark a model that "
+        "computes something else; please report this with the model id"
+    )
+
+
+def _float64_logits(model: PreparedModel, inputs: np.ndarray) -> np.ndarray:
+    import copy
+
+    with torch.inference_mode():
+        exact = copy.deepcopy(model.module).double().eval()
+        return exact(torch.from_numpy(inputs).double()).numpy()
 
 
 class TorchCPUBackend(Backend):
