@@ -68,8 +68,12 @@ def image_folder(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    path = Path(os.environ.get("MNV4SUITE_SHARED", REPO.parent / "shared"))
-    if not path.is_dir():
-        pytest.skip(f"shared reference folder not found at {path} (set MNV4SUITE_SHARED)")
-    return path
+def timm_fixtures(tmp_path_factory) -> Path:
+    """timm-format checkpoints and input/logit pairs for Conv-S and Hybrid-M, made from the float64 oracle's
+    seeded recipe (tests/oracle.py) into a session folder: nothing outside the repository is read."""
+    import oracle
+
+    folder = tmp_path_factory.mktemp("timm-fixtures")
+    for name in ("mobilenetv4_conv_small", "mobilenetv4_hybrid_medium"):
+        oracle.write_fixtures(name, folder)
+    return folder

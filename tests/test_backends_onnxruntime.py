@@ -466,9 +466,9 @@ def _mnv4_on_the_emulator(model_id: str, weights, calibration_count: int, eval_c
 
 @pytest.mark.slow
 @needs_emulator
-def test_mnv4_conv_s_int8_on_the_emulator_agrees_with_pytorch(shared_dir, tmp_path):
+def test_mnv4_conv_s_int8_on_the_emulator_agrees_with_pytorch(timm_fixtures, tmp_path):
     """Conv-S with the trained timm weights from the shared fixtures."""
-    weights = shared_dir / "fixtures" / "timm" / "mobilenetv4_conv_small.weights.safetensors"
+    weights = timm_fixtures / "mobilenetv4_conv_small.weights.safetensors"
     if not weights.is_file():
         pytest.skip(f"no timm Conv-S weights at {weights}")
     vs_torch, vs_cpu = _mnv4_on_the_emulator("mnv4-conv-s", str(weights), 128, 32, tmp_path)

@@ -25,8 +25,8 @@ from mnv4suite.errors import UnavailableError, UserError
 from mnv4suite.plugins.tflite import edgetpu, probes
 from mnv4suite.reference_models.probe_images import natural_images  # photo-like inputs, never white noise
 
-CONV_S_WEIGHTS = Path("fixtures") / "timm" / "mobilenetv4_conv_small.weights.safetensors"
-CONV_S_IO = Path("fixtures") / "timm" / "mobilenetv4_conv_small.io.safetensors"
+CONV_S_WEIGHTS = "mobilenetv4_conv_small.weights.safetensors"  # in the timm_fixtures folder
+CONV_S_IO = "mobilenetv4_conv_small.io.safetensors"
 MNV4 = ("mnv4-conv-s", "mnv4-conv-m", "mnv4-conv-l", "mnv4-hybrid-m", "mnv4-hybrid-l")
 
 needs_tflite = pytest.mark.skipif(
@@ -392,11 +392,8 @@ def test_int8_needs_a_calibration_set_of_the_model_input_shape(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def conv_s_weights(shared_dir) -> Path:
-    path = shared_dir / CONV_S_WEIGHTS
-    if not path.is_file():
-        pytest.skip(f"no timm Conv-S weights at {path}")
-    return path
+def conv_s_weights(timm_fixtures) -> Path:
+    return timm_fixtures / CONV_S_WEIGHTS
 
 
 @pytest.fixture(scope="module")
@@ -433,7 +430,7 @@ def test_fp32_file_records_its_io_ops_and_converter(fp32_artifact):
 
 
 @needs_tflite
-def test_tflite_cpu_matches_pytorch_on_conv_s(conv_s, fp32_artifact, shared_dir):
+def test_tflite_cpu_matches_pytorch_on_conv_s(conv_s, fp32_artifact, timm_fixtures):
     from mnv4suite.reference_models.export import compare_logits, torch_logits
 
     session = backend("tflite-cpu").load(fp32_artifact, conv_s)
@@ -441,11 +438,9 @@ def test_tflite_cpu_matches_pytorch_on_conv_s(conv_s, fp32_artifact, shared_dir)
     assert f"{session.threads} threads" in session.accelerator and session.cpu_fallback_ops == ()
     assert session.placement.complete, session.placement
     batch = natural_images(6, 224, seed=3)
-    io = shared_dir / CONV_S_IO
-    if io.is_file():
-        from safetensors.numpy import load_file
+    from safetensors.numpy import load_file
 
-        batch = np.concatenate([batch, load_file(str(io))["input"].astype(np.float32)])
+    batch = np.concatenate([batch, load_file(str(timm_fixtures / CONV_S_IO))["input"].astype(np.float32)])
     reference = torch_logits(conv_s.module, batch)
     got = np.concatenate([session.run(batch[i : i + 1]) for i in range(len(batch))])
     agreement = compare_logits(reference, got)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import oracle
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -65,7 +67,7 @@ def test_num_classes():
 
 @pytest.mark.parametrize("timm_name", ["mobilenetv4_conv_small", "mobilenetv4_hybrid_medium"])
 def test_fixture_logits(timm_name, timm_fixtures):
-    """fp16 timm weights, cast to float32, loaded strictly, reproduce timm's logits."""
+    """A float32 timm-format checkpoint, loaded strictly, reproduces timm's logits."""
     model = create_model(timm_name, weights=timm_fixtures / f"{timm_name}.weights.safetensors")
     assert not model.training
     assert all(p.dtype == torch.float32 for p in model.parameters())
@@ -75,6 +77,18 @@ def test_fixture_logits(timm_name, timm_fixtures):
     assert logits.shape == io["logits"].shape
     torch.testing.assert_close(logits, io["logits"].float(), atol=1e-4, rtol=0)
     assert torch.equal(logits.argmax(1), io["logits"].argmax(1))
+
+
+@pytest.mark.parametrize("timm_name", oracle.TIMM_NAMES)
+def test_float64_oracle(timm_name):
+    """All five models in float64 against timm's float64 logits (tests/fixtures/timm): a wrong GELU, padding
+    or head split is off by far more than the 1e-9 allowed; a faithful build agrees to about 1e-12."""
+    model = create_model(timm_name).double()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in oracle.state_dict(timm_name).items()}, strict=True)
+    with torch.inference_mode():
+        got = model(torch.from_numpy(oracle.inputs(timm_name))).numpy()
+    want = oracle.logits(timm_name)
+    assert np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want))
 
 
 def test_create_model_defaults():
