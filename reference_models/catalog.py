@@ -10,7 +10,7 @@ backbone as Table 7 does.
 
 from __future__ import annotations
 
-from mnv4suite.api import ModelSpec, Requirement
+from mnv4suite.api import ModelSpec, Requirement, install_command
 
 from .baselines import BASELINE_TIMM_NAMES
 from .detectors import DETECTOR_DEFS
@@ -90,7 +90,7 @@ MEASURED_DETECTORS: dict[str, tuple[int, int]] = {
     "retinanet-mnv4-hybrid-l": (36_071_580, 10_224_311_040),
 }
 
-TORCH = Requirement("torch", "pip install 'mnv4suite[torch]'")
+TORCH = Requirement("torch", install_command("torch"))
 
 
 def _family(model_id: str) -> str:

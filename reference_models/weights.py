@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mnv4suite.api import install_command
 from mnv4suite.errors import UserError
 
 HUB_PREFIXES = ("hf-hub:", "hf_hub:")
@@ -224,7 +225,7 @@ def download_from_hub(name: str, *, cache_dir: str | os.PathLike | None = None) 
         import huggingface_hub
     except ImportError:
         raise UserError(
-            f"loading '{name}' needs the 'huggingface_hub' package (pip install huggingface_hub), "
+            f"loading '{name}' needs the 'huggingface_hub' package ({install_command('hub')}), "
             "or download the checkpoint yourself and pass its file path"
         ) from None
     errors = _hub_errors()

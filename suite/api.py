@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import importlib
 import importlib.util
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -68,6 +69,23 @@ class Availability:
 
     def explain(self) -> str:
         return "available" if self.available else "; ".join(self.reasons)
+
+
+def install_command(*extras: str) -> str:
+    """The one way the suite tells a user to install extras: through the pinned constraints file."""
+    return f"pip install -c constraints.txt 'mnv4suite[{','.join(sorted(set(extras)))}]'"
+
+
+_EXTRAS = re.compile(r"pip install -c constraints\.txt 'mnv4suite\[([a-z0-9_,-]+)\]'")
+
+
+def merge_installs(reasons: Iterable[str]) -> list[str]:
+    """One ``install_command`` for every suite extra the reasons ask for, then any other command as given."""
+    extras: set[str] = set()
+    for reason in reasons:
+        for group in _EXTRAS.findall(reason):
+            extras.update(group.split(","))
+    return [install_command(*extras)] if extras else []
 
 
 def check_requirements(requirements: Iterable[Requirement]) -> Availability:

@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--resume", metavar="RUN_DIR",
                        help="finish an earlier run: plan it again from RUN_DIR/run.json and run only the jobs "
                             "without a valid result")
-    lab = p_run.add_argument_group("lab (a Ray cluster; pip install 'mnv4suite[ray]', docs/lab.md)")
+    lab = p_run.add_argument_group("lab (a Ray cluster; pip install -c constraints.txt 'mnv4suite[ray]', docs/lab.md)")
     lab.add_argument("--ray", metavar="ADDRESS",
                      help="run each job on a lab node that holds its hardware: the head's ADDRESS, 'auto' "
                           "(this machine's cluster) or 'local' (a private one-machine lab)")
@@ -245,14 +245,14 @@ def _run(config, registry, executor, resume) -> int:
     return 0 if len(done) == plan.total else 1
 
 
-REPORT_REQUIRES = ("matplotlib", "jinja2")
+REPORT_REQUIRES = ("matplotlib", "jinja2", "adjustText")
 
 
 def _require_report_extra(command: str) -> None:
-    from mnv4suite.api import Requirement, check_requirements
+    from mnv4suite.api import Requirement, check_requirements, install_command
     from mnv4suite.errors import UnavailableError
 
-    found = check_requirements(Requirement(m, "pip install 'mnv4suite[report]'") for m in REPORT_REQUIRES)
+    found = check_requirements(Requirement(m, install_command("report")) for m in REPORT_REQUIRES)
     if not found:
         raise UnavailableError(f"mnv4suite {command} draws plots and pages: {found.explain()}")
 

@@ -82,6 +82,9 @@ class RunConfig:
         if self.count is not None and (isinstance(self.count, bool) or not isinstance(self.count, int)
                                        or not 1 <= self.count <= MAX_COUNT):
             raise UserError(f"count must be a whole number from 1 to {MAX_COUNT}, not {printable(repr(self.count), 60)}")
+        if self.count is not None and not self.data:
+            raise UserError(f"--count {self.count} picks samples of a dataset, and no --data was given: pass --data PATH, "
+                            "or leave --count out (without a dataset the run times generated inputs)")
 
 
     @property
@@ -110,6 +113,21 @@ def _as_list(value: Any, key: str) -> list[str]:
     return [name.strip() for item in value for name in item.split(",") if name.strip()]
 
 
+def yaml_problem(exc: Exception) -> str:
+    """Where the mistake is: YAML notices a problem where it stops making sense (often the next line), so
+    the construct it was reading when it started (an unclosed bracket or quote) comes first."""
+    def at(mark) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    problem = getattr(exc, "problem", None) or str(exc)
+    problem_mark, context_mark = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    found = f"{problem} at {at(problem_mark)}" if problem_mark is not None else problem
+    context = getattr(exc, "context", None)
+    if context and context_mark is not None and (problem_mark is None or context_mark.line != problem_mark.line):
+        return f"{context} at {at(context_mark)} (the mistake is likely there): {found}"
+    return found
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Load a config file, answering every problem with the file name and position."""
     import yaml
@@ -126,12 +144,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     except yaml.YAMLError as exc:
-        where = ""
-        if getattr(exc, "problem_mark", None) is not None:
-            mark = exc.problem_mark
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(f"config file {path} is not valid YAML{where}: {problem}") from exc
+        raise UserError(f"config file {path} is not valid YAML: {yaml_problem(exc)}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from mnv4suite import compliance, precision, results
-from mnv4suite.api import Availability, BackendSpec, ModelSpec, check_requirements
+from mnv4suite.api import Availability, BackendSpec, ModelSpec, check_requirements, merge_installs
 from mnv4suite.config import RunConfig
 from mnv4suite.errors import UnavailableError, UserError
 from mnv4suite.fileio import atomic_write_json
@@ -133,17 +133,30 @@ def _select_backends(config: RunConfig, registry: Registry,
     return chosen, missing_device
 
 
+def _check_installed(config: RunConfig, registry: Registry, task_spec, where: Hardware) -> None:
+    """Everything the plan needs that is not installed, in one message with one install command:
+    a user fixes it once, not once per missing extra."""
+    missing = {f"task '{task_spec.id}'": task_spec.probe()}
+    for backend in map(registry.backends.get, config.backend or ()):
+        missing[f"backend '{backend.id}'"] = where.requirements(backend)
+    missing = {what: found for what, found in missing.items() if not found}
+    if not missing:
+        return
+    lines = [f"  {what}: {found.explain()}" for what, found in missing.items()]
+    install = merge_installs(reason for found in missing.values() for reason in found.reasons)
+    raise UnavailableError("this run needs what is not installed here:\n" + "\n".join(lines)
+                           + (f"\ninstall it all with: {install[0]}" if install else ""))
+
+
 def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, resume: Path | None = None) -> Plan:
     """The jobs of a run. `where` answers which backends can run (default: this host); `resume` is an
     earlier run's folder, whose jobs with a valid result are not run again."""
     for option, folder in (("--out", config.out), ("--cache-dir", config.cache_dir)):
         check_folder(option, folder)
     task_spec = registry.tasks.get(config.task)
-    missing = task_spec.probe()
-    if not missing:
-        raise UnavailableError(f"task '{task_spec.id}' cannot run here: {missing.explain()}")
-    models = _select_models(config, registry, task_spec.model_kind, task_spec.id)
     where = where or ThisHost()
+    _check_installed(config, registry, task_spec, where)
+    models = _select_models(config, registry, task_spec.model_kind, task_spec.id)
     backends, unavailable = _select_backends(config, registry, where)
 
     data = None

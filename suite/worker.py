@@ -81,14 +81,18 @@ def say(message: str) -> None:
 
 
 CALIBRATION_SAMPLES = 128
+#: Without data the calibration inputs are noise, and int8 accuracy means nothing whatever their number:
+#: a few set the converter's ranges as well as many, and a cold run does not wait minutes for them.
+SYNTHETIC_CALIBRATION_SAMPLES = 8
 #: Who makes each built-in framework's runtime, for `backend.vendor` (a plugin's BackendSpec.vendor wins).
 FRAMEWORK_VENDORS = {"torch": "PyTorch Foundation", "onnxruntime": "Microsoft", "ai-edge-litert": "Google",
                      "coremltools": "Apple"}
 
 
 def calibration_set(task, model_spec, data: Path | None, task_id: str, cache_dir: Path | None = None) -> CalibrationSet:
-    """Evenly spaced samples of the task's data; the synthetic inputs only when no data was given."""
-    dataset = task.dataset(model_spec, data, CALIBRATION_SAMPLES, "skip", cache_dir)
+    """Evenly spaced samples of the task's data; a few synthetic inputs only when no data was given."""
+    count = CALIBRATION_SAMPLES if data is not None else SYNTHETIC_CALIBRATION_SAMPLES
+    dataset = task.dataset(model_spec, data, count, "skip", cache_dir)
     indices = list(range(len(dataset)))
     dataset.load(indices)
     samples = [np.array(dataset.get(i), dtype=np.float32, copy=True) for i in indices]
@@ -156,7 +160,7 @@ def execute(job: Job) -> dict[str, Any]:
     if device:
         session, mode = backend.load(artifact, model), job.mode
     else:
-        say(f"{backend_spec.id} cannot run here: {device.explain()}")
+        say(f"{backend_spec.id}: its device is not here (the run's notes say why; the result keeps the reasons)")
         session = backend.stand_in(artifact, model)
         # A stand-in answers for accuracy only: its speed is not the device's.
         mode = "accuracy" if session is not None and job.mode != "performance" else None

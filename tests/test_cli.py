@@ -54,7 +54,7 @@ def test_bad_names_and_paths_get_clear_errors(run_cli, args, fragments):
 
 def test_malformed_yaml_config(run_cli, tmp_path):
     (tmp_path / "run.yaml").write_text("task: imagenet\nbackend: [pytorch-cpu\n")
-    assert_user_error(run_cli("run", "--config", "run.yaml"), "run.yaml is not valid YAML at line")
+    assert_user_error(run_cli("run", "--config", "run.yaml"), "run.yaml is not valid YAML", "at line 2, column 10")
 
 
 def test_missing_config_file(run_cli):

@@ -10,9 +10,9 @@ import importlib.util
 import platform
 from pathlib import Path
 
-from mnv4suite.api import Availability, BackendSpec, Requirement, hookimpl
+from mnv4suite.api import Availability, BackendSpec, Requirement, hookimpl, install_command
 
-INSTALL = "pip install 'mnv4suite[coreml]' -c constraints.txt"
+INSTALL = install_command("coreml")
 REQUIRES = (
     Requirement("coremltools", INSTALL),
     Requirement("torch", INSTALL),  # the Core ML model is converted from the PyTorch reference

@@ -5,10 +5,10 @@ The probes (`probes`) look at installed wheels, shared libraries and device node
 onnxruntime.
 """
 
-from mnv4suite.api import BackendSpec, Requirement, hookimpl
+from mnv4suite.api import BackendSpec, Requirement, hookimpl, install_command
 from mnv4suite.plugins.onnxruntime import probes
 
-INSTALL = "pip install 'mnv4suite[onnx]' -c constraints.txt"
+INSTALL = install_command("onnx")
 REQUIRES = (
     Requirement("onnxruntime", INSTALL),
     Requirement("onnx", INSTALL),

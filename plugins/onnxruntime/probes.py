@@ -15,10 +15,10 @@ import platform
 import sys
 from pathlib import Path
 
-from mnv4suite.api import Availability
+from mnv4suite.api import Availability, install_command
 
 CUDA_INSTALL = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
-QNN_INSTALL = "pip install 'mnv4suite[qnn]' -c constraints.txt (the onnxruntime-qnn plugin execution provider)"
+QNN_INSTALL = install_command("qnn") + " (the onnxruntime-qnn plugin execution provider)"
 
 #: What the x86-64 (and x86) wheels of onnxruntime-qnn carry as libQnnHtp.so: Qualcomm's HTP emulator.
 X86_MACHINES = ("x86_64", "amd64", "x86", "i386", "i686")

@@ -3,11 +3,11 @@
 The probe hooks live in `probes` and never import torch (`mnv4suite list` stays fast).
 """
 
-from mnv4suite.api import BackendSpec, Requirement, hookimpl
+from mnv4suite.api import BackendSpec, Requirement, hookimpl, install_command
 
 from .probes import probe_compiler, probe_cuda
 
-TORCH = Requirement("torch", "pip install 'mnv4suite[torch]' -c constraints.txt")
+TORCH = Requirement("torch", install_command("torch"))
 IMPL = "mnv4suite.plugins.pytorch.backend"
 
 

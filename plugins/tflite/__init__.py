@@ -16,10 +16,10 @@ that ``onnxruntime-qnn`` takes to the same DSP, and other vendors' DSPs would ne
 The probes (``probes``) look at shared libraries, device nodes and ``$PATH``; none imports a framework.
 """
 
-from mnv4suite.api import BackendSpec, Requirement, hookimpl
+from mnv4suite.api import BackendSpec, Requirement, hookimpl, install_command
 from mnv4suite.plugins.tflite import probes
 
-INSTALL = "pip install 'mnv4suite[torch,tf]' -c constraints.txt"
+INSTALL = install_command("torch", "tf")
 #: To prepare (convert, quantize) and to stand in: the converter, the twin's Keras, the interpreter,
 #: and torch (the twin takes its weights from the PyTorch reference module).
 REQUIRES = (

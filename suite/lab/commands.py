@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mnv4suite.api import Requirement, check_requirements
+from mnv4suite.api import Requirement, check_requirements, install_command
 from mnv4suite.errors import UnavailableError, UserError
 
-RAY = Requirement("ray", "pip install -c constraints.txt 'mnv4suite[ray]'")
+RAY = Requirement("ray", install_command("ray"))
 
 LAB_HELP = "run sweeps on a lab of machines (a Ray cluster): what a node advertises, joining, the nodes"
 LAB_EPILOG = """\

@@ -6,7 +6,7 @@ pycocotools) lives in `task.py` and is imported only when a run needs it.
 
 from __future__ import annotations
 
-from mnv4suite.api import Requirement, TaskSpec, hookimpl
+from mnv4suite.api import Requirement, TaskSpec, hookimpl, install_command
 
 
 @hookimpl
@@ -17,7 +17,7 @@ def register_tasks() -> list[TaskSpec]:
             implementation="mnv4suite.tasks.coco.task:CocoTask",
             model_kind="detection",
             metrics=("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large"),
-            requires=(Requirement("pycocotools", "pip install 'mnv4suite[coco]'"),),
+            requires=(Requirement("pycocotools", install_command("coco")),),
             summary="COCO val2017 detection: box AP, AP50, AP75, AP small/medium/large (%, pycocotools)",
         )
     ]
