@@ -19,6 +19,7 @@ Every framework is imported inside the function that needs it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -323,6 +324,7 @@ def export_tflite(
     precision: str = "fp32",
     representative_data: Iterable[np.ndarray] | np.ndarray | None = None,
     layout: str = "NCHW",
+    steps=None,
 ) -> TFLiteExport:
     """Convert a Keras model (e.g. ``keras_from_torch(module)``) to a .tflite file.
 
@@ -332,7 +334,8 @@ def export_tflite(
     will see them, float32, ``layout`` "NCHW" (the suite's pre-processing, default) or "NHWC",
     as one array [N, ...] or an iterable of arrays / single images. A few hundred real images are
     typical; every one is used. The returned ``TFLiteExport`` records the input/output dtypes and
-    quantization parameters (``.input.quantize(x)``, ``.output.dequantize(y)``).
+    quantization parameters (``.input.quantize(x)``, ``.output.dequantize(y)``). ``steps``
+    (``mnv4suite.progress.Steps``) shows each stage and the calibration sample count as they go.
     """
     import tensorflow as tf
 
@@ -353,21 +356,30 @@ def export_tflite(
                 f"the model takes {expected}"
             )
 
+    step = (lambda name, total=None: steps.step(name, total)) if steps is not None else _no_step
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnv4-savedmodel-") as saved:
-        keras_model.export(saved, format="tf_saved_model", verbose=False)
+        with step("SavedModel export"):
+            keras_model.export(saved, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         if precision == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
         elif precision == "int8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([sample[None]] for sample in calibration)
             # builtin int8 kernels only: a float fallback op would leave the model unusable on EdgeTPU/DSP
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-        flatbuffer = converter.convert()
+        label = "conversion and int8 calibration, samples" if precision == "int8" else "conversion"
+        with step(label, len(calibration) if calibration is not None else None) as running:
+            if calibration is not None:
+                def representative():
+                    for sample in calibration:
+                        yield [sample[None]]
+                        running.advance()
+                converter.representative_dataset = representative
+            flatbuffer = converter.convert()
     seconds = time.perf_counter() - start
     path = Path(path)
     path.write_bytes(flatbuffer)
@@ -381,6 +393,16 @@ def export_tflite(
         calibration_samples=0 if calibration is None else len(calibration),
         versions=tflite_converter_version(),
     )
+
+
+class _Silent:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _no_step(name: str, total: int | None = None):
+    yield _Silent()
 
 
 def _interpreter(path: str | os.PathLike, num_threads: int | None = None):

@@ -22,6 +22,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 import sys
 import tempfile
 import time
@@ -158,16 +159,18 @@ def native_stderr_held_back():
     environment variable silences in TF 2.21); replay it only when the block fails."""
     sys.stderr.flush()
     saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace")  # for the user: progress
     held = tempfile.TemporaryFile()
     os.dup2(held.fileno(), 2)
     failed = False
     try:
-        yield
+        yield terminal
     except BaseException:
         failed = True
         raise
     finally:
         sys.stderr.flush()
+        terminal.close()
         os.dup2(saved, 2)
         os.close(saved)
         if failed:
@@ -196,21 +199,22 @@ def cache_key(model: PreparedModel, precision: str, calibration: CalibrationSet 
 
 
 def convert(model: PreparedModel, precision: str, path: Path, calibration: CalibrationSet | None) -> dict[str, float]:
-    """Write the .tflite file for ``model`` at ``path``; returns the seconds each step took."""
-    start = time.perf_counter()
-    with native_stderr_held_back():
-        from mnv4suite.reference_models.export import export_tflite
-        from mnv4suite.reference_models.keras_model import keras_from_torch
+    """Write the .tflite file for ``model`` at ``path``, each step shown as it goes; returns its seconds."""
+    from mnv4suite.progress import Steps
 
-        twin = keras_from_torch(model.module, model.spec.id)
-        built = time.perf_counter()
+    with native_stderr_held_back() as terminal:
+        steps = Steps(f"{precision} TFLite of {model.spec.id}", terminal)
+        with steps.step("TensorFlow import and Keras twin"):
+            from mnv4suite.reference_models.export import export_tflite
+            from mnv4suite.reference_models.keras_model import keras_from_torch
+
+            twin = keras_from_torch(model.module, model.spec.id)
         samples = calibration.samples if precision == "int8" else None
         try:
-            export_tflite(StaticBatch(twin), path, precision, samples, layout="NCHW")
+            export_tflite(StaticBatch(twin), path, precision, samples, layout="NCHW", steps=steps)
         except ValueError as exc:  # the exporter's checks of the calibration data
             raise UserError(f"cannot convert {model.spec.id} to {precision} TFLite: {exc}") from exc
-    done = time.perf_counter()
-    return {"import_and_twin_s": round(built - start, 2), "conversion_s": round(done - built, 2)}
+    return {re.sub(r"\W+", "_", name.lower()).strip("_") + "_s": seconds for name, seconds in steps.seconds.items()}
 
 
 # --------------------------------------------------------------------------- what is in a file
