@@ -36,14 +36,15 @@ class Steps:
         ticker = threading.Thread(target=_tick, args=(bar, stop), daemon=True)
         ticker.start()
         start = time.perf_counter()
+        running = Step(bar)
         try:
-            yield Step(bar)
+            yield running
         finally:
             stop.set()
             ticker.join()
             bar.close()
             self.seconds[name] = round(time.perf_counter() - start, 2)
-            done = f" ({bar.n} of {total})" if total else ""
+            done = f" ({running.done} of {total})" if total else ""
             print(f"  {self.what}: {name}{done} took {self.seconds[name]:.1f} s", file=stream, flush=True)
 
 
@@ -52,8 +53,10 @@ class Step:
 
     def __init__(self, bar) -> None:
         self._bar = bar
+        self.done = 0  # counted here: a bar off a terminal is disabled and counts nothing
 
     def advance(self, n: int = 1) -> None:
+        self.done += n
         self._bar.update(n)
 
 
