@@ -14,7 +14,8 @@ Dominance: lower latency and higher accuracy are better. ``q`` dominates ``p`` w
 both and strictly better in one. The front is exactly the set of points nothing dominates, so ties are
 deterministic: two points with equal latency and equal accuracy are both on the front (neither is
 better), and of two points with equal latency only the more accurate one can be. Values are compared
-exactly as given; points without a latency or an accuracy (or with NaN) are never on the front.
+exactly as given; points without a latency or an accuracy (or with NaN), and points whose accuracy is
+the paper's published figure rather than a measurement, are never on the front.
 """
 
 from __future__ import annotations
@@ -106,8 +107,11 @@ def dominates(q: tuple[float, float], p: tuple[float, float]) -> bool:
 
 
 def mark_front(points: Sequence[Point]) -> list[Point]:
-    """The same points with ``on_front`` set, in a stable order: latency, then accuracy (best first), then label."""
-    flags = front_flags([(p.latency_ms, p.accuracy) for p in points])
+    """The same points with ``on_front`` set, in a stable order: latency, then accuracy (best first), then label.
+
+    Only measured accuracy takes part: a point placed by the paper's published accuracy is drawn, apart,
+    but never joined into a front that would then read as measured."""
+    flags = front_flags([(p.latency_ms, p.accuracy if p.accuracy_kind == MEASURED else None) for p in points])
     marked = [replace(p, on_front=f) for p, f in zip(points, flags)]
     return sorted(marked, key=_order)
 
@@ -243,7 +247,7 @@ def points_from_results(
                 metric = HEADLINE_METRIC.get(task, "top1")
                 found = published(r["model"]["id"], metric)
                 if found:
-                    accuracy, note = float(found[0]), f"published: {found[1]}"
+                    accuracy, note = float(found[0]), found[1]
                     accuracy_kind = PUBLISHED
                 else:
                     metric = None
@@ -328,8 +332,7 @@ def catalog_published(specs: Mapping[str, Any]) -> PublishedLookup:
         value = pub.get(PUBLISHED_KEY.get(metric, metric))
         if value is None:
             return None
-        where = pub.get("source") or "the model's published figures"
-        row = f" (row {pub['row']})" if pub.get("row") else ""
-        return float(value), f"{where}{row}"
+        # the citation alone: the same for every model of a table, so a report can say it once
+        return float(value), pub.get("source") or "the model's published figures"
 
     return lookup

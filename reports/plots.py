@@ -3,8 +3,9 @@ global figure state, safe in a server or a test.
 
 Public API (also used by the leaderboard):
 
-* :func:`pareto_figure` - accuracy vs latency of a :class:`~mnv4suite.reports.pareto.Group`, front
-  marked; measured latency filled, estimated hollow, published accuracy square, each in the legend.
+* :func:`pareto_figure` - accuracy vs latency of a :class:`~mnv4suite.reports.pareto.Group`: a colour
+  per backend, measured latency filled, estimated hollow, published accuracy square (never in a front),
+  the measured front joined, labels placed clear of each other (adjustText), the legend outside.
 * :func:`to_svg` / :func:`to_png` - a figure as bytes (reproducible SVG: fixed ids, no date).
 * :func:`sweep_figure`, :func:`layers_figure`, :func:`paper_latency_figure` - the roofline and paper
   comparison plots.
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .pareto import Group
+    from .pareto import Group, Point
 
 #: Marker fill per latency kind and marker shape per accuracy kind: the visible difference between
 #: a measurement, an estimate and a published figure.
@@ -58,50 +59,93 @@ def to_png(fig: "Figure", dpi: int = 120) -> bytes:
     return buf.getvalue()
 
 
+#: One colour per backend, in the order the backends first appear (matplotlib's tab10, then tab20).
+def backend_colors(backends: Sequence[str]) -> dict[str, str]:
+    from matplotlib import colormaps
+
+    palette = [colormaps["tab10"](i) for i in range(10)] + [colormaps["tab20"](i) for i in range(1, 20, 2)]
+    return {b: palette[i % len(palette)] for i, b in enumerate(dict.fromkeys(backends))}
+
+
+def readable_log_axis(axis) -> None:
+    """Log ticks at 1, 2, 5 x 10^k written as plain numbers ("0.5", "2", "20"), unlabelled minor ticks:
+    matplotlib's default labels every minor tick as "2x10^0 3x10^0 ..." on a short axis."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def place_labels(ax, texts: list, points: Sequence[tuple[float, float]]) -> None:
+    """Move labels off each other and off the points (adjustText), with a thin leader line where one moved."""
+    if not texts:
+        return
+    from adjustText import adjust_text
+
+    xs, ys = zip(*points)
+    adjust_text(texts, x=list(xs), y=list(ys), ax=ax, expand=(1.2, 1.4), ensure_inside_axes=True,
+                arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5})
+
+
 def pareto_figure(group: "Group", title: str | None = None) -> "Figure":
-    """Accuracy vs latency of one group: the front joined by a step line, every point labelled."""
+    """Accuracy vs latency of one group: a colour per backend, the measured front joined by a step line,
+    every point labelled with its model (labels placed clear of each other), the legend outside the axes.
+    Points placed by the paper's published accuracy are squares, drawn fainter and never in a front."""
     from matplotlib.lines import Line2D
 
-    fig = new_figure()
+    fig = new_figure(8.5, 4.8)
     ax = fig.add_subplot()
     placed = [p for p in group.points if p.placed]
+    colors = backend_colors([p.backend for p in placed])
     for p in placed:
+        published = p.accuracy_kind == "published"
         ax.plot(
             [p.latency_ms], [p.accuracy],
             marker=ACCURACY_MARKER.get(p.accuracy_kind, "o"),
             fillstyle=LATENCY_STYLE.get(p.latency_kind, "full"),
             markersize=9 if p.on_front else 7,
-            color=FRONT_COLOR if p.on_front else POINT_COLOR,
+            color=colors[p.backend],
+            markeredgecolor="black" if p.on_front else colors[p.backend],
             markeredgewidth=1.6,
+            alpha=0.55 if published else 1.0,
             linestyle="none",
         )
-        name = plain(p.model + ("~" if p.latency_kind == "estimated" else ""))
-        if p.status == "partial":
-            name += " (partial)"
-        ax.annotate(name, (p.latency_ms, p.accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    # one label per model and accuracy, at its fastest point: the backends of a model share its accuracy
+    # (always so for a published one) and sit on one horizontal line, told apart by colour
+    labelled: dict[tuple[str, float, str], "Point"] = {}
+    for p in sorted(placed, key=lambda p: p.latency_ms):
+        suffix = ("~" if p.latency_kind == "estimated" else "") + (" (partial)" if p.status == "partial" else "")
+        labelled.setdefault((p.model, p.accuracy, suffix), p)
+    texts = [ax.text(p.latency_ms, p.accuracy, plain(model + suffix), fontsize=7, color="#333333")
+             for (model, _, suffix), p in labelled.items()]
     on_front = sorted((p for p in placed if p.on_front), key=lambda p: p.latency_ms)
     if len(on_front) > 1:
         ax.step([p.latency_ms for p in on_front], [p.accuracy for p in on_front], where="post",
-                color=FRONT_COLOR, linewidth=1, alpha=0.6)
+                color="black", linewidth=1, alpha=0.5)
     latencies = [p.latency_ms for p in placed]
     if latencies and min(latencies) > 0 and max(latencies) / min(latencies) > 20:
         ax.set_xscale("log")
-    ax.margins(x=0.15, y=0.08)  # room for the labels right of the points
+        readable_log_axis(ax.xaxis)
+    ax.margins(x=0.08, y=0.1)
     ax.set_xlabel(plain("latency, ms (" + ", ".join(group.latency_metrics) + ")"))
     ax.set_ylabel(plain(f"{group.accuracy_metric} %"))
     ax.set_title(plain(title or group.title))
     ax.grid(True, alpha=0.3)
+    place_labels(ax, texts, [(p.latency_ms, p.accuracy) for p in placed])  # clear of every point, labelled or not
     kinds = {(p.latency_kind, p.accuracy_kind) for p in placed}
-    handles = [
+    handles = [Line2D([], [], marker="o", color=c, linestyle="none", label=plain(b)) for b, c in colors.items()]
+    handles += [
         Line2D([], [], marker="o", fillstyle="full", color="gray", linestyle="none", label="latency measured (LoadGen)"),
         Line2D([], [], marker="o", fillstyle="none", color="gray", linestyle="none", label="latency estimated (roofline) ~"),
-        Line2D([], [], marker="o", color="gray", linestyle="none", label="accuracy measured"),
-        Line2D([], [], marker="s", color="gray", linestyle="none", label="accuracy published (paper)"),
-        Line2D([], [], marker="o", color=FRONT_COLOR, linestyle="-", label="Pareto front"),
     ]
-    if not any(a == "published" for _, a in kinds):
-        handles.pop(3)
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    if any(a == "published" for _, a in kinds):
+        handles.append(Line2D([], [], marker="s", color="gray", alpha=0.55, linestyle="none",
+                              label="accuracy published (paper),\nnot measured: in no front"))
+    if on_front:
+        handles.append(Line2D([], [], marker="o", color="white", markeredgecolor="black", linestyle="-",
+                              label="Pareto front (measured)"))
+    fig.legend(handles=handles, fontsize=7, loc="outside right upper")
     if not placed:
         ax.text(0.5, 0.5, "no result has both a latency and an accuracy", ha="center", va="center",
                 transform=ax.transAxes)
@@ -116,10 +160,11 @@ def sweep_figure(ridge_points: Sequence[float], curves: Mapping[str, Sequence[fl
     for name, values in curves.items():
         style = "-" if name.startswith("mnv4") else "--"
         ax.plot(ridge_points, values, style, linewidth=1.5 if style == "-" else 1.0, label=plain(name))
-    for device, ridge in (markers or {}).items():
+    for (device, ridge), height in zip(sorted((markers or {}).items(), key=lambda item: item[1]),
+                                       _staggered([r for r in sorted((markers or {}).values())], ridge_points)):
         ax.axvline(ridge, color="gray", linewidth=0.6, linestyle=":")
-        ax.text(ridge, 1.0, plain(device), rotation=90, fontsize=6, va="top", ha="right",
-                transform=ax.get_xaxis_transform())
+        ax.text(ridge, height, plain(device), rotation=90, fontsize=6, va="top", ha="right",
+                transform=ax.get_xaxis_transform(), bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
     ax.set_yscale("log")
     ax.set_xlabel("ridge point, MACs/byte (int8, 1 byte per element)")
     ax.set_ylabel("latency x peak, G MAC-equivalents" if not normalised else "latency relative to the MAC count")
@@ -127,6 +172,18 @@ def sweep_figure(ridge_points: Sequence[float], curves: Mapping[str, Sequence[fl
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     return fig
+
+
+def _staggered(ridges: Sequence[float], axis_values: Sequence[float], gap: float = 0.04) -> list[float]:
+    """Heights (axes fraction) for labels on vertical lines: a line within ``gap`` of the axis width of the
+    previous one gets its label lower down, so neighbouring device names never pile up."""
+    span = (max(axis_values) - min(axis_values)) or 1.0
+    heights, previous, level = [], None, 0
+    for ridge in ridges:
+        level = level + 1 if previous is not None and (ridge - previous) / span < gap else 0
+        heights.append(0.98 - 0.3 * (level % 3))
+        previous = ridge
+    return heights
 
 
 def front_panels_figure(panels: Sequence[Mapping[str, Any]]) -> "Figure":
@@ -141,12 +198,14 @@ def front_panels_figure(panels: Sequence[Mapping[str, Any]]) -> "Figure":
             mnv4 = p["model"].startswith("mnv4")
             ax.plot([p["relative_latency"]], [p["top1"]], marker="o" if mnv4 else "^", linestyle="none",
                     color=FRONT_COLOR if p["on_front"] else POINT_COLOR, fillstyle="full" if mnv4 else "none")
-            ax.annotate(plain(p["model"]), (p["relative_latency"], p["top1"]), fontsize=6,
-                        textcoords="offset points", xytext=(3, 2))
+        texts = [ax.text(p["relative_latency"], p["top1"], plain(p["model"]), fontsize=6) for p in pts]
         line = sorted((p for p in pts if p["on_front"]), key=lambda p: p["relative_latency"])
         ax.step([p["relative_latency"] for p in line], [p["top1"] for p in line], where="post",
                 color=FRONT_COLOR, linewidth=0.8, alpha=0.6)
         ax.set_xscale("log")
+        readable_log_axis(ax.xaxis)
+        ax.margins(x=0.35, y=0.1)  # room inside the axes for the labels of the slowest and the best models
+        place_labels(ax, texts, [(p["relative_latency"], p["top1"]) for p in pts])
         ax.set_title(plain(f"ridge point {panel['ridge_point']:g}" + (f" ({panel['label']})" if panel.get("label") else "")),
                      fontsize=9)
         ax.set_xlabel("latency / fastest model's", fontsize=8)
@@ -192,6 +251,8 @@ def paper_latency_figure(rows: Sequence[Mapping[str, Any]]) -> "Figure":
         ax.plot([lo, hi], [lo, hi], color="gray", linewidth=0.6, linestyle=":")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        readable_log_axis(ax.xaxis)
+        readable_log_axis(ax.yaxis)
         ax.set_title(plain(device), fontsize=9)
         ax.set_xlabel("paper, measured ms", fontsize=7)
         ax.set_ylabel("roofline, estimated ms", fontsize=7)

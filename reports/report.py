@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from mnv4suite.api import install_command
 from mnv4suite.errors import UserError
 
 from . import pareto
@@ -110,14 +111,14 @@ def build(
 
             report.roofline = ridge.sweep_report(layer_model=layer_model or ridge.DEFAULT_LAYER_MODEL)
         except ImportError as exc:
-            report.skipped_sections["roofline"] = f"needs torch to cost the models ({exc}): pip install 'mnv4suite[torch]'"
+            report.skipped_sections["roofline"] = f"needs torch to cost the models ({exc}): {install_command('torch')}"
     if paper:
         try:
             from . import paper as paper_mod
 
             report.paper = paper_mod.paper_report()
         except ImportError as exc:
-            report.skipped_sections["paper"] = f"needs torch to cost the models ({exc}): pip install 'mnv4suite[torch]'"
+            report.skipped_sections["paper"] = f"needs torch to cost the models ({exc}): {install_command('torch')}"
     for section, why in report.skipped_sections.items():
         log(f"{section} section skipped: {why}")
 
@@ -211,7 +212,13 @@ PARETO_HEADERS = ["front", "model", "backend", "precision", "latency ms", "laten
                   "status", "LoadGen"]
 
 
+def accuracy_notes(group: pareto.Group) -> list[str]:
+    """Each distinct note on where an accuracy comes from, once, in the order of the table: footnotes."""
+    return list(dict.fromkeys(p.accuracy_note for p in group.points if p.accuracy_note))
+
+
 def pareto_rows(group: pareto.Group) -> list[list[str]]:
+    notes = {note: i for i, note in enumerate(accuracy_notes(group), 1)}
     return [
         [
             "★" if p.on_front else "",
@@ -221,7 +228,7 @@ def pareto_rows(group: pareto.Group) -> list[list[str]]:
             latency_cell(p),
             p.latency_kind or "none",
             accuracy_cell(p) + (f" {p.accuracy_metric}" if p.accuracy_metric and p.accuracy is not None else ""),
-            (p.accuracy_kind or "none") + (f": {p.accuracy_note}" if p.accuracy_note else ""),
+            (p.accuracy_kind or "none") + (f" [{notes[p.accuracy_note]}]" if p.accuracy_note else ""),
             p.status,
             p.validity,
         ]
@@ -373,6 +380,8 @@ def render_markdown(report: Report, formats: Sequence[str]) -> str:
         lines += [f"### {md_cell(group.title)}", ""]
         lines += image(f"pareto-{i:02d}-{_slug(group.key)}")
         lines += [md_table(PARETO_HEADERS, pareto_rows(group)), ""]
+        lines += [f"[{i}] {md_cell(note)}  " for i, note in enumerate(accuracy_notes(group), 1)]
+        lines += [""] if accuracy_notes(group) else []
     if report.roofline:
         t = ridge_tables(report.roofline)
         lines += ["## Roofline: the paper's Figures 2 and 3", "", report.roofline["method"] + ".", ""]
@@ -416,7 +425,8 @@ def render_html(report: Report) -> str:
     figures = {f.name: f for f in report.figures}
     groups = [
         {"title": g.title, "figure": figures.get(f"pareto-{i:02d}-{_slug(g.key)}"), "headers": PARETO_HEADERS,
-         "rows": [{"cells": cells, "point": p} for cells, p in zip(pareto_rows(g), g.points)]}
+         "rows": [{"cells": cells, "point": p} for cells, p in zip(pareto_rows(g), g.points)],
+         "notes": accuracy_notes(g)}
         for i, g in enumerate(report.groups, 1)
     ]
     return env.get_template("report.html.j2").render(
