@@ -68,7 +68,11 @@ def main() -> None:
             for precision, backend_ids in BACKENDS.items():
                 for backend_id in backend_ids:
                     backend = registry.backends.get(backend_id).create()
-                    artifact = backend.prepare(model, cache, calibration if precision == "int8" else None)
+                    try:
+                        artifact = backend.prepare(model, cache, calibration if precision == "int8" else None)
+                    except RuntimeError as exc:  # the backend's own check refused its model: say so, go on
+                        print(f"  {model_id} {backend_id}: refused by its export check: {exc}", flush=True)
+                        continue
                     session = backend.load(artifact, model)
                     ms = median_ms(lambda: session.run(x), args.runs)
                     logits = np.concatenate([session.run(evaluation[i:i + 1]) for i in range(len(evaluation))])
@@ -79,7 +83,8 @@ def main() -> None:
     print(f"\n{'model':<14} {'precision':<9} {'best backend':<22} {'ms':>7} {'fp32 / this':>12} "
           f"{'top-1 agree':>12} {'cosine':>8}")
     for model_id, found in rows:
-        best = {p: min(((ms, b, a) for b, (q, ms, a) in found.items() if q == p)) for p in BACKENDS}
+        best = {p: min(((ms, b, a) for b, (q, ms, a) in found.items() if q == p)) for p in BACKENDS
+                if any(q == p for q, _, _ in found.values())}
         fp32_ms = best["fp32"][0]
         for precision, (ms, backend_id, agreement) in best.items():
             print(f"{model_id:<14} {precision:<9} {backend_id:<22} {ms:>7.2f} {fp32_ms / ms:>11.2f}x "

@@ -277,6 +277,9 @@ class BackendSpec:
     fp32_reference: str | None = None
     #: who makes the runtime (MLPerf Mobile's backend vendor); empty: known from the framework
     vendor: str = ""
+    #: seconds a cold-cache prepare() of a MobileNet-sized model takes on a 2-core machine, (low, high);
+    #: a run with many such conversions says so up front. None: quick (eager, or an export of seconds)
+    cold_prepare_s: tuple[float, float] | None = None
 
     def variant(self, precision: str, summary: str, implementation: str | None = None) -> "BackendSpec":
         """The same backend at another precision (`<id>-<precision>`): same runtime, device, probes and

@@ -216,6 +216,7 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
         for scenario in config.scenarios
     ]
     references, notes = precision.reference_jobs(jobs, registry.backends.items.get, where.probe)
+    notes += _conversion_notes(jobs, registry)
     jobs += references
     jobs += compliance.audit_jobs(jobs, config.audit)  # last: after the jobs they audit
     for job in jobs:
@@ -227,6 +228,18 @@ def plan(config: RunConfig, registry: Registry, where: Hardware | None = None, r
                 skipped_backends={k: v for k, v in unavailable.items() if k not in chosen},
                 estimated_backends={k: v for k, v in unavailable.items() if k in chosen},
                 config=config, done=done, notes=notes)
+
+
+def _conversion_notes(jobs: list[Job], registry: Registry) -> list[str]:
+    """Say up front when a plan holds several slow conversions, how long they may take, and how to narrow it."""
+    slow = {(j.model, j.backend): registry.backends.get(j.backend).cold_prepare_s for j in jobs}
+    slow = {pair: s for pair, s in slow.items() if s}
+    if len(slow) < 2:
+        return []
+    low, high = sum(s[0] for s in slow.values()) / 60, sum(s[1] for s in slow.values()) / 60
+    backends = sorted({b for _, b in slow})
+    return [f"{len(slow)} model conversions for {', '.join(backends)}: on a cold cache about {low:.0f}-{high:.0f} min "
+            "in all on a 2-core machine (each is cached for later runs); --model names fewer"]
 
 
 def check_folder(option: str, folder: str | None) -> None:

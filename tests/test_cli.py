@@ -94,5 +94,5 @@ def test_report_commands_name_the_missing_extra(command, monkeypatch, capsys, tm
     monkeypatch.setattr(cli, "REPORT_REQUIRES", ("matplotlib", "no_such_plotting_package"))
     assert cli.main(command) != 0
     err = capsys.readouterr().err
-    assert "no_such_plotting_package" in err and "pip install 'mnv4suite[report]'" in err
+    assert "no_such_plotting_package" in err and "pip install -c constraints.txt 'mnv4suite[report]'" in err
     assert "Traceback" not in err and not (tmp_path / "out").exists()

@@ -18,14 +18,25 @@ IMAGENETTE = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
 
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory) -> Path:
-    """pip-install the example into a private prefix; its entry point is found from there."""
-    target = tmp_path_factory.mktemp("site")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(EXAMPLE)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return target
+    """The example's README install command, word for word, from where it says to run it (the repository
+    root), in a fresh virtual environment that sees the suite's; returns that environment's site-packages."""
+    from test_readme_commands import shell_commands
+
+    [command] = [c for c in shell_commands(EXAMPLE / "README.md") if c.startswith("pip install")]
+    import site
+    import sysconfig
+
+    venv = tmp_path_factory.mktemp("example-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    [new_site] = (venv / "lib").glob("python*/site-packages")
+    # the new environment sees this one's packages (the suite, torch), .pth hooks included, as a user's
+    # environment with the suite installed would: pip then installs the plugin alone
+    parents = [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+    (new_site / "_suite_env.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in dict.fromkeys(parents)))
+    proc = subprocess.run([str(venv / "bin" / "pip"), *command.split()[1:], "--quiet"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"`{command}` failed:\n{proc.stderr}"
+    return new_site
 
 
 @pytest.fixture

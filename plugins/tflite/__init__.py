@@ -16,10 +16,17 @@ that ``onnxruntime-qnn`` takes to the same DSP, and other vendors' DSPs would ne
 The probes (``probes``) look at shared libraries, device nodes and ``$PATH``; none imports a framework.
 """
 
+from dataclasses import replace
+
 from mnv4suite.api import BackendSpec, Requirement, hookimpl, install_command
 from mnv4suite.plugins.tflite import probes
 
 INSTALL = install_command("torch", "tf")
+#: Seconds of a cold conversion per model on a 2-core machine (measured 2026-12-01: TensorFlow import, Keras
+#: twin, SavedModel export, converter; int8 with 8 synthetic calibration samples, classifiers to RetinaNet
+#: detectors; 128 real samples, which a run with --data takes, add up to three minutes for the largest).
+FP_CONVERSION_S = (20.0, 45.0)
+INT8_CONVERSION_S = (25.0, 75.0)
 #: To prepare (convert, quantize) and to stand in: the converter, the twin's Keras, the interpreter,
 #: and torch (the twin takes its weights from the PyTorch reference module).
 REQUIRES = (
@@ -53,13 +60,15 @@ def register_backends():
         requires=REQUIRES,
         supports=keras_twin,
         offline_batch=8,  # the batch-1 file's input resized at load
+        cold_prepare_s=FP_CONVERSION_S,
         summary="LiteRT interpreter with XNNPACK on the host CPU (one thread per core), fp32 .tflite "
                 "from the Keras twin (cached)",
     )
     return [
         cpu,
-        cpu.variant("int8", summary="LiteRT interpreter with XNNPACK on the host CPU, full-int8 .tflite calibrated on "
-                                    "the task's data (the same file the Edge TPU and Hexagon backends use)"),
+        replace(cpu.variant("int8", summary="LiteRT interpreter with XNNPACK on the host CPU, full-int8 .tflite "
+                                            "calibrated on the task's data (the same file the Edge TPU and Hexagon "
+                                            "backends use)"), cold_prepare_s=INT8_CONVERSION_S),
         BackendSpec(
             id="tflite-gpu",
             framework="ai-edge-litert",
@@ -70,6 +79,7 @@ def register_backends():
             requires=REQUIRES,
             supports=keras_twin,
             probe_hook=probes.gpu_probe,
+            cold_prepare_s=FP_CONVERSION_S,
             summary="TFLite GPU delegate (OpenCL) on an fp16 .tflite; ops it leaves on the CPU are reported",
         ),
         BackendSpec(
@@ -82,6 +92,7 @@ def register_backends():
             requires=REQUIRES,
             supports=keras_twin,
             probe_hook=probes.edgetpu_probe,
+            cold_prepare_s=INT8_CONVERSION_S,
             summary="Edge TPU via libedgetpu: full-int8 .tflite calibrated on the task's data, compiled by "
                     "edgetpu_compiler (ops left on the CPU reported)",
         ),
@@ -95,6 +106,7 @@ def register_backends():
             requires=REQUIRES,
             supports=keras_twin,
             probe_hook=probes.hexagon_probe,
+            cold_prepare_s=INT8_CONVERSION_S,
             summary="TFLite Hexagon delegate (hexagon_nn, Android on Snapdragon): full-int8 .tflite calibrated "
                     "on the task's data",
         ),
