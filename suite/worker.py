@@ -107,7 +107,7 @@ def calibration_set(task, model_spec, data: Path | None, task_id: str, cache_dir
 def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str, Any]:
     """The device latency this machine cannot measure, from the paper's roofline model."""
     from mnv4suite.reference_models.counting import profile as layer_costs
-    from mnv4suite.roofline import BYTES_PER_ELEMENT, estimate, rates, unsupported_ops
+    from mnv4suite.roofline import BYTES_PER_ELEMENT, Terms, estimate, rates, unsupported_ops
 
     bytes_per_element = BYTES_PER_ELEMENT[precision]
     layers = layer_costs(model.module, model.spec.resolution, bytes_per_element).layers
@@ -119,8 +119,8 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
     found = estimate(layers, profile)
     return {
         "kind": "estimated",
-        "method": "roofline: per layer max(MACs / peak, bytes / bandwidth), summed"
-                  + (", plus the profile's fixed per-inference overhead" if profile.overhead_s else ""),
+        "method": "roofline: per layer max(MACs / peak, bytes / bandwidth) at its op class's peak, summed, plus the "
+                  "profile's per-layer and per-inference times where it has them",
         "device": profile.id,
         "device_name": profile.name,
         "ms": found.total_ms,
@@ -130,6 +130,10 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
         "profile_source": profile.source,
         "typical_error_pct": profile.typical_error_pct,
         "overhead_ms": profile.overhead_s * 1e3,
+        "dispatch_ms_per_layer": profile.dispatch_s * 1e3,
+        "class_peaks": dict(profile.class_peaks),
+        "cost_model": str(Terms(overhead=profile.overhead_s > 0, dispatch=profile.dispatch_s > 0,
+                                classes=tuple(c for c, _ in profile.class_peaks))),
     }
 
 

@@ -220,5 +220,5 @@ def test_hub_without_huggingface_hub(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
-    with pytest.raises(UserError, match="pip install huggingface_hub"):
+    with pytest.raises(UserError, match=r"pip install -c constraints.txt .mnv4suite\[hub\]."):
         load_state_dict(HUB_NAME)
