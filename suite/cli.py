@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -202,6 +203,7 @@ def _run(config, registry, executor, resume) -> int:
     from mnv4suite.fileio import atomic_write_json
     from mnv4suite.reports.table import results_table
 
+    started = time.perf_counter()
     plan = runner.plan(config, registry, executor.lab if executor else None, resume=resume)
     for backend_id, found in plan.skipped_backends.items():
         print(f"note: skipping backend {backend_id}: {found.explain()}", file=sys.stderr)
@@ -236,7 +238,9 @@ def _run(config, registry, executor, resume) -> int:
         atomic_write_json(plan.run_dir / precision.COMPARISON_FILE, compared)
         print(f"\naccuracy against fp32 of the same weights (also in {precision.COMPARISON_FILE}):")
         print(precision.render(compared))
-    print(f"\n{len(done)} of {plan.total} job(s) complete; result files under {plan.run_dir}", file=sys.stderr)
+    minutes, seconds = divmod(round(time.perf_counter() - started), 60)
+    print(f"\n{len(done)} of {plan.total} job(s) complete in {minutes} min {seconds:02d} s; result files under "
+          f"{plan.run_dir}", file=sys.stderr)
     if len(done) < plan.total:
         print(f"finish it later with: mnv4suite run --resume {plan.run_dir}", file=sys.stderr)
     failed = [o for o in outcomes if not o.ok]

@@ -83,7 +83,7 @@ def say(message: str) -> None:
 CALIBRATION_SAMPLES = 128
 #: Without data the calibration inputs are noise, and int8 accuracy means nothing whatever their number:
 #: a few set the converter's ranges as well as many, and a cold run does not wait minutes for them.
-SYNTHETIC_CALIBRATION_SAMPLES = 8
+SYNTHETIC_CALIBRATION_SAMPLES = 4
 #: Who makes each built-in framework's runtime, for `backend.vendor` (a plugin's BackendSpec.vendor wins).
 FRAMEWORK_VENDORS = {"torch": "PyTorch Foundation", "onnxruntime": "Microsoft", "ai-edge-litert": "Google",
                      "coremltools": "Apple"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from mnv4suite import loadgen_log, results
@@ -100,8 +101,11 @@ def test_missing_device_without_data_gives_only_the_estimate(run_cli, tmp_path):
     result = results.read(path)
     assert result["mode"] == "none" and result["accuracy"] is None and result["latency"] is None
     assert result["validity"]["result"] == "NOT-MEASURED"
-    assert result["model"]["calibration"]["synthetic"] is True
+    calibration = result["model"]["calibration"]
+    assert calibration["synthetic"] is True and calibration["samples"] == 4  # noise: a few, and labelled so
+    assert "no --data given, so int8 accuracy means nothing" in calibration["source"]
     assert result["loadgen"]["logs"] == {}
+    assert re.search(r"1 of 1 job\(s\) complete in \d+ min \d\d s", run.stderr)
 
 
 def test_skipped_files_make_a_partial_result_and_stop_otherwise(run_cli, tmp_path, image_folder, suite_env):

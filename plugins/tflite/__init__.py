@@ -23,7 +23,7 @@ from mnv4suite.plugins.tflite import probes
 
 INSTALL = install_command("torch", "tf")
 #: Seconds of a cold conversion per model on a 2-core machine (measured 2026-12-01: TensorFlow import, Keras
-#: twin, SavedModel export, converter; int8 with 8 synthetic calibration samples, classifiers to RetinaNet
+#: twin, SavedModel export, converter; int8 with 4 synthetic calibration samples, classifiers to RetinaNet
 #: detectors; 128 real samples, which a run with --data takes, add up to three minutes for the largest).
 FP_CONVERSION_S = (20.0, 45.0)
 INT8_CONVERSION_S = (25.0, 75.0)
