@@ -157,9 +157,10 @@ def _settings(lg, cfg: HarnessSettings, expected_ms: float):
     if cfg.scenario == "SingleStream":
         settings.single_stream_expected_latency_ns = max(1, int(expected_ms * 1e6 / 2))
     else:
-        # One query of qps x duration samples: a little above the fastest rate keeps the minimum
-        # duration met without running far past it.
-        settings.offline_expected_qps = max(1.0, 1100.0 / max(expected_ms, 1e-3))
+        # One query of qps x duration samples at twice the fastest warmup rate, as SingleStream's halved
+        # expectation: a test that runs faster than any warmup did (caches and clocks settle; CI saw a
+        # tiny model 1.1x past it come out INVALID) still meets its minimum duration, at worst twice over.
+        settings.offline_expected_qps = max(1.0, 2000.0 / max(expected_ms, 1e-3))
     return settings
 
 
