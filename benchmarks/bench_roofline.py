@@ -6,8 +6,8 @@ The comparison itself lives in ``mnv4suite.reports.paper`` (``mnv4suite report``
 script prints it with fit diagnostics. Per device: the stored profile with the provenance of each
 number, each implemented Table 6 model's estimated and measured latency, and the Spearman rank correlation of the roofline estimate and of the
 raw MAC count with the measured latencies (the paper's Table 16 reached 0.96-0.97 for the roofline), and
-the held-out (leave-one-out) Spearman and median/max error stored with the profile: the band every
-estimate is shown with.
+the held-out Spearman and median/max error stored with the profile (nested leave-one-out: each model
+predicted by a fit that chose its shrinkage and weights without it), the band every estimate is shown with.
 Then this machine's CPU, measured: peak MACs/s, bandwidth and ridge point.
 
 Needs torch (models are costed on the meta device). Every implemented Table 6 row is compared (from
@@ -64,31 +64,30 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     fit = devices.FITS[cmp.device]
     measured = [row["paper_ms"] / 1e3 for row in cmp.rows]
     ridge = devices.TARGETS[cmp.device].published_ridge
+    print(f"   cost model       {fit.terms}; class peaks pulled toward the shared one with shrinkage "
+          f"{fit.shrinkage:g} (leave-one-out's choice; {fit.folds_choosing_shrinkage} of {len(fit.rows)} nested "
+          "folds chose the same)")
     for op_class, peak in fit.class_peaks:
-        print(f"   {op_class + ' peak':<16} {roofline.peak_text(peak):>18}    fitted, kept: it lowers the held-out error")
-    if fit.overhead_s:
-        print(f"   overhead         {fit.overhead_s * 1e3:10.3f} ms/inference   fitted, kept: it lowers the held-out error")
-    if fit.dispatch_s:
-        print(f"   dispatch         {fit.dispatch_s * 1e6:10.2f} us/layer    fitted, kept: it lowers the held-out error")
-    print(f"   held out, leave-one-out (every weight{' and the ridge' if ridge is None else ''} refitted per fold):")
-    print(f"     {'cost model':<66} {'Spearman':>8} {'median':>7} {'max':>7}")
+        print(f"   {op_class + ' peak':<22} {roofline.peak_text(peak)}")
+    print(f"   overhead               {fit.overhead_s * 1e3:.3f} ms/inference")
+    print(f"   dispatch               {fit.dispatch_s * 1e6:.2f} us/layer")
+    print(f"   held out (the shrinkage{', ridge' if ridge is None else ''} and every weight refitted without the "
+          "held-out rows):")
+    print(f"     {'cost model':<44} {'Spearman':>8} {'median':>7} {'max':>7}")
+    plain = roofline.leave_one_out(layers, measured, ridge)
     macs_only = roofline.leave_one_out(layers, measured, 0.0)  # ridge 0: latency proportional to MACs
-    for label, held in ((f"this profile: {fit.terms}", None), ("the paper's plain roofline", "plain"), ("MACs alone", macs_only)):
-        if held is None:
-            figures = (fit.held_out_spearman, fit.held_out_median_ape, fit.held_out_max_ape)
-        elif held == "plain":
-            plain = roofline.leave_one_out(layers, measured, ridge)
-            figures = (plain.spearman, plain.median_abs_pct_error, plain.max_abs_pct_error)
-        else:
-            figures = (held.spearman, held.median_abs_pct_error, held.max_abs_pct_error)
-        print(f"     {label:<66} {figures[0]:8.3f} {figures[1]:6.1f}% {figures[2]:6.1f}%")
+    for label, figures in (
+        ("this profile, nested leave-one-out", (fit.held_out_spearman, fit.held_out_median_ape, fit.held_out_max_ape)),
+        ("the paper's plain roofline, leave-one-out", (plain.spearman, plain.median_abs_pct_error, plain.max_abs_pct_error)),
+        ("MACs alone, leave-one-out", (macs_only.spearman, macs_only.median_abs_pct_error, macs_only.max_abs_pct_error)),
+    ):
+        print(f"     {label:<44} {figures[0]:8.3f} {figures[1]:6.1f}% {figures[2]:6.1f}%")
     folds = []
     for seed, k in ((1, 5), (2, 5), (3, 3)):
         order = np.random.default_rng(seed).permutation(len(measured))
-        held = roofline.cross_validate(layers, measured, [list(map(int, order[j::k])) for j in range(k)], ridge,
-                                       terms=fit.terms)
-        folds.append(f"{k}-fold #{seed}: {held.median_abs_pct_error:.1f}% / {held.spearman:.3f}")
-    print(f"     other partitions (median / Spearman): {'; '.join(folds)}")
+        held = roofline.nested_cross_validate(layers, measured, [list(map(int, order[j::k])) for j in range(k)], ridge)
+        folds.append(f"{k}-fold #{seed}: {held.held_out.median_abs_pct_error:.1f}% / {held.held_out.spearman:.3f}")
+    print(f"     other partitions, nested (median / Spearman): {'; '.join(folds)}")
 
 
 def show_host() -> None:

@@ -18,7 +18,6 @@ Discovery imports nothing heavy: costing models for a re-fit imports torch insid
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass, replace
@@ -78,18 +77,23 @@ class DeviceFit:
     #: the fit only bounds the ridge from below (every model memory-bound at and above it), so the
     #: bandwidth is what the data determine, and ridge and peak are the least that fit as well
     ridge_lower_bound: bool = False
-    #: leave-one-out: each row predicted by a fit to the others (ridge refitted too where it is fitted)
+    #: nested leave-one-out: each row predicted by a cost model whose terms were chosen, and whose weights
+    #: (and ridge, where it is fitted) were fitted, on the other rows alone
     held_out_spearman: float | None = None
     held_out_median_ape: float | None = None  # percent
     held_out_max_ape: float | None = None  # percent
-    #: fixed seconds per inference; kept only where it lowers the held-out error (TERM_GAIN)
+    #: fixed seconds per inference (0 where the fit finds none)
     overhead_s: float = 0.0
     #: the paper's plain roofline, held out the same way: the baseline beside an overhead model
     plain_held_out_spearman: float | None = None
     plain_held_out_median_ape: float | None = None
-    #: seconds per layer and (op class, effective peak) pairs, each kept where it lowers the held-out error
+    #: seconds per layer and (op class, effective peak) pairs
     dispatch_s: float = 0.0
     class_peaks: tuple[tuple[str, float], ...] = ()
+    #: how hard the class peaks are pulled toward the shared one (roofline.SHRINKAGE_GRID), chosen by
+    #: leave-one-out, and how many of the nested leave-one-out's folds (one per row) chose the same
+    shrinkage: float | None = None
+    folds_choosing_shrinkage: int | None = None
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -97,8 +101,8 @@ class DeviceFit:
 
     @property
     def terms(self) -> roofline.Terms:
-        return roofline.Terms(overhead=self.overhead_s > 0, dispatch=self.dispatch_s > 0,
-                              classes=tuple(c for c, _ in self.class_peaks))
+        """Every fit is the full cost model (``roofline.cost_model_terms``); a weight may be zero."""
+        return roofline.Terms(overhead=True, dispatch=True, classes=tuple(c for c, _ in self.class_peaks))
 
     def as_fit(self) -> roofline.Fit:
         return roofline.Fit(self.ridge_point, self.peak_macs_per_s, self.rms_log_error, len(self.rows),
@@ -119,6 +123,7 @@ class DeviceFit:
             and abs((self.held_out_spearman or 0) - (other.held_out_spearman or 0)) <= 2e-3
             and abs(self.overhead_s - other.overhead_s) <= 2e-3 * max(self.overhead_s, 1e-6)
             and abs(self.dispatch_s - other.dispatch_s) <= 2e-3 * max(self.dispatch_s, 1e-9)
+            and self.shrinkage == other.shrinkage
             and [c for c, _ in self.class_peaks] == [c for c, _ in other.class_peaks]
             and all(abs(a / b - 1) <= 2e-3 for (_, a), (_, b) in zip(self.class_peaks, other.class_peaks))
         )
@@ -140,9 +145,11 @@ class DeviceFit:
 # latencies) and the model catalog; checked against a re-fit by tests/test_devices.py.
 FITS: dict[str, DeviceFit] = {
     'pixel6_cpu': DeviceFit(
-        'pixel6_cpu', ridge_point=31.2, ridge_from='published', peak_macs_per_s=1.119e+11, rms_log_error=0.362,
-        held_out_spearman=0.975, held_out_median_ape=7.6, held_out_max_ape=75.4,
-        class_peaks=(('multiplier', 3.739e+08),),
+        'pixel6_cpu', ridge_point=31.2, ridge_from='published', peak_macs_per_s=1.2e+11, rms_log_error=0.062,
+        held_out_spearman=0.993, held_out_median_ape=5.8, held_out_max_ape=17.4,
+        dispatch_s=8.613e-07,
+        class_peaks=(('dense', 1.492e+11), ('depthwise', 1.02e+11), ('large_depthwise', 1.231e+09), ('multiplier', 1e+15), ('attention', 2.145e+10), ('gelu', 4.544e+11),),
+        shrinkage=0.0, folds_choosing_shrinkage=10,
         plain_held_out_spearman=0.917, plain_held_out_median_ape=64.8,
         rows=(
             ('MobileNet-V2-0.5x', 2.4), ('MobileNet-V3L-0.5x', 2.4), ('MobileOne-S0', 4.2), ('MobileNet-V2', 5.0),
@@ -154,9 +161,10 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     's23_cpu': DeviceFit(
-        's23_cpu', ridge_point=39.7, ridge_from='published', peak_macs_per_s=1.662e+11, rms_log_error=0.389,
-        held_out_spearman=0.959, held_out_median_ape=11.2, held_out_max_ape=78.4,
-        class_peaks=(('multiplier', 5.414e+08), ('grouped', 2.14e+09),),
+        's23_cpu', ridge_point=39.7, ridge_from='published', peak_macs_per_s=1.706e+11, rms_log_error=0.089,
+        held_out_spearman=0.993, held_out_median_ape=6.9, held_out_max_ape=33.8,
+        class_peaks=(('dense', 2.252e+11), ('depthwise', 1.756e+11), ('large_depthwise', 1.899e+09), ('multiplier', 1.664e+10), ('grouped', 2.422e+09), ('attention', 2.456e+10), ('gelu', 1e+15), ('hardswish', 5.968e+11), ('layernorm', 8.376e+09),),
+        shrinkage=0.0, folds_choosing_shrinkage=18,
         plain_held_out_spearman=0.853, plain_held_out_median_ape=76.1,
         rows=(
             ('MobileNet-V2-0.5x', 1.8), ('MobileNet-V3L-0.5x', 2.0), ('MobileOne-S0', 3.3), ('MobileNet-V2', 4.1),
@@ -169,10 +177,11 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     'pixel4_hexagon': DeviceFit(
-        'pixel4_hexagon', ridge_point=347.3, ridge_from='published', peak_macs_per_s=1.989e+12, rms_log_error=0.085,
-        held_out_spearman=0.977, held_out_median_ape=7.4, held_out_max_ape=18.6,
-        dispatch_s=2.401e-05,
-        class_peaks=(('hardswish', 1.198e+13),),
+        'pixel4_hexagon', ridge_point=347.3, ridge_from='published', peak_macs_per_s=2.076e+12, rms_log_error=0.094,
+        held_out_spearman=0.902, held_out_median_ape=9.2, held_out_max_ape=46.1,
+        dispatch_s=2.751e-05,
+        class_peaks=(('dense', 2.076e+12), ('depthwise', 2.076e+12),),
+        shrinkage=1000000.0, folds_choosing_shrinkage=12,
         plain_held_out_spearman=0.894, plain_held_out_median_ape=15.8,
         rows=(
             ('MobileNet-V2-0.5x', 2.9), ('MobileNet-V3L-0.5x', 3.5), ('MobileOne-S0', 2.9), ('MobileNet-V2', 3.9),
@@ -182,10 +191,12 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     'pixel8_edgetpu': DeviceFit(
-        'pixel8_edgetpu', ridge_point=433.8, ridge_from='published', peak_macs_per_s=2.131e+13, rms_log_error=0.144,
-        held_out_spearman=0.968, held_out_median_ape=12.6, held_out_max_ape=32.3,
-        dispatch_s=9.205e-06,
-        class_peaks=(('multiplier', 5.314e+11),),
+        'pixel8_edgetpu', ridge_point=433.8, ridge_from='published', peak_macs_per_s=2.003e+13, rms_log_error=0.089,
+        held_out_spearman=0.952, held_out_median_ape=5.1, held_out_max_ape=27.4,
+        overhead_s=0.0003656,
+        dispatch_s=3.419e-06,
+        class_peaks=(('dense', 1.192e+13), ('depthwise', 6.3e+13), ('large_depthwise', 4.632e+12), ('multiplier', 1.526e+12), ('attention', 2.078e+12), ('gelu', 4.184e+13),),
+        shrinkage=1.0, folds_choosing_shrinkage=7,
         plain_held_out_spearman=0.901, plain_held_out_median_ape=27.0,
         rows=(
             ('MobileNet-V2-0.5x', 0.7), ('MobileNet-V3L-0.5x', 0.8), ('MobileOne-S0', 0.7), ('MobileNet-V2', 0.7),
@@ -197,10 +208,11 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     'pixel7_gpu': DeviceFit(
-        'pixel7_gpu', ridge_point=59.6, ridge_from='fitted', peak_macs_per_s=2.585e+11, rms_log_error=0.21,
-        held_out_spearman=0.957, held_out_median_ape=11.0, held_out_max_ape=58.6,
-        overhead_s=0.005279,
-        class_peaks=(('multiplier', 1.843e+09),),
+        'pixel7_gpu', ridge_point=63.2, ridge_from='fitted', peak_macs_per_s=3.021e+11, rms_log_error=0.211,
+        held_out_spearman=0.939, held_out_median_ape=12.7, held_out_max_ape=300.4,
+        overhead_s=0.006058,
+        class_peaks=(('dense', 1.484e+12), ('depthwise', 2.844e+11), ('large_depthwise', 2.709e+11), ('multiplier', 2.3e+09), ('attention', 8.961e+10), ('gelu', 4.048e+11),),
+        shrinkage=10.0, folds_choosing_shrinkage=20,
         plain_held_out_spearman=0.813, plain_held_out_median_ape=55.4,
         rows=(
             ('MobileNet-V2-0.5x', 8.3), ('MobileNet-V3L-0.5x', 9.9), ('MobileOne-S0', 10.7), ('MobileNet-V2', 13.6),
@@ -212,10 +224,12 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     's23_gpu': DeviceFit(
-        's23_gpu', ridge_point=47.1, ridge_from='fitted', peak_macs_per_s=6.135e+11, rms_log_error=0.26,
-        held_out_spearman=0.988, held_out_median_ape=10.7, held_out_max_ape=73.0,
-        dispatch_s=1.846e-05,
-        class_peaks=(('depthwise', 1e+15), ('multiplier', 1.917e+09),),
+        's23_gpu', ridge_point=63.2, ridge_from='fitted', peak_macs_per_s=8.247e+11, rms_log_error=0.247,
+        held_out_spearman=0.978, held_out_median_ape=10.2, held_out_max_ape=626.3,
+        overhead_s=0.0002393,
+        dispatch_s=1.156e-05,
+        class_peaks=(('dense', 5.072e+11), ('depthwise', 1e+15), ('large_depthwise', 3.215e+11), ('multiplier', 2.688e+09), ('grouped', 1e+15), ('attention', 1.827e+11), ('gelu', 2.537e+12), ('hardswish', 1e+15), ('layernorm', 1e+15),),
+        shrinkage=0.0, folds_choosing_shrinkage=17,
         plain_held_out_spearman=0.775, plain_held_out_median_ape=73.3,
         rows=(
             ('MobileNet-V2-0.5x', 1.9), ('MobileNet-V3L-0.5x', 2.1), ('MobileOne-S0', 1.7), ('MobileNet-V2', 2.5),
@@ -228,10 +242,11 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     'iphone13_ane': DeviceFit(
-        'iphone13_ane', ridge_point=78.5, ridge_from='fitted', peak_macs_per_s=3.407e+12, rms_log_error=0.093,
-        held_out_spearman=0.98, held_out_median_ape=7.5, held_out_max_ape=27.4,
-        overhead_s=0.0002196,
-        class_peaks=(('depthwise', 1e+15), ('grouped', 9.587e+10),),
+        'iphone13_ane', ridge_point=73.9, ridge_from='fitted', peak_macs_per_s=3.312e+12, rms_log_error=0.091,
+        held_out_spearman=0.968, held_out_median_ape=8.6, held_out_max_ape=45.8,
+        overhead_s=0.0001997,
+        class_peaks=(('dense', 1.552e+12), ('depthwise', 1e+15), ('large_depthwise', 1e+15), ('multiplier', 1e+15), ('grouped', 9.283e+10), ('attention', 1.379e+12), ('gelu', 2.531e+14), ('hardswish', 1e+15), ('layernorm', 1e+15),),
+        shrinkage=0.0, folds_choosing_shrinkage=12,
         plain_held_out_spearman=0.908, plain_held_out_median_ape=32.2,
         rows=(
             ('MobileNet-V2-0.5x', 0.5), ('MobileNet-V3L-0.5x', 0.45), ('MobileOne-S0', 0.5), ('MobileNet-V2', 0.7),
@@ -259,14 +274,15 @@ def _profile(target: Target, fitted: DeviceFit) -> DeviceProfile:
             f"{target.precision}, {BYTES_PER_ELEMENT[target.precision]} byte(s) per element. "
             f"ridge point {p['ridge_point']}; peak {p['peak_macs_per_s']} (rms ln error {fitted.rms_log_error:.3f}); "
             f"bandwidth {p['bandwidth_bytes_per_s']}"
-            + (f"; cost model {fitted.terms} (each term fitted and kept because it lowers the held-out error; the "
-               f"plain roofline's: {fitted.plain_held_out_median_ape}%)" if fitted.terms != roofline.PLAIN else "")
+            + f"; cost model {fitted.terms}, each class's peak pulled toward the shared one with shrinkage "
+            f"{fitted.shrinkage:g} (chosen by leave-one-out)"
             + "".join(f"; {c} at {roofline.peak_text(p)}" for c, p in fitted.class_peaks)
             + (f"; {fitted.overhead_s * 1e3:.3g} ms per inference" if fitted.overhead_s else "")
             + (f"; {fitted.dispatch_s * 1e6:.3g} us per layer" if fitted.dispatch_s else "")
             + (f"; does not run {', '.join(target.unsupported_ops)} (Table 6: Failed)" if target.unsupported_ops else "")
-            + f". Held out (leave-one-out): median error {fitted.held_out_median_ape}%, max "
-            f"{fitted.held_out_max_ape}%, Spearman {fitted.held_out_spearman}"
+            + f". Held out (nested leave-one-out): median error {fitted.held_out_median_ape}%, max "
+            f"{fitted.held_out_max_ape}%, Spearman {fitted.held_out_spearman}; the paper's plain roofline: median "
+            f"{fitted.plain_held_out_median_ape}%, Spearman {fitted.plain_held_out_spearman}"
         ),
         typical_error_pct=fitted.held_out_median_ape,
         held_out_spearman=fitted.held_out_spearman,
@@ -462,33 +478,27 @@ def model_layers(spec: ModelSpec, bytes_per_element: float = 1) -> list:
 
 
 def fit_device(device: str, latencies_ms: dict[str, float], specs: dict[str, ModelSpec]) -> DeviceFit:
-    """Fit one device: the paper's roofline (the peak at the published ridge point, or ridge and peak
-    where none is published), then each further term that lowers the held-out error (``select_terms``)."""
+    """Fit one device's cost model (``roofline.choose_cost_model``: the roofline at the published ridge
+    point or a fitted one, a per-inference and a per-layer time, a peak per op class pulled toward the
+    shared one as far as leave-one-out says) and validate the whole procedure by nested leave-one-out.
+    The paper's plain roofline is held out beside it as the baseline."""
     target = TARGETS[device]
-    lower_bound = False
     names = [n for n in latencies_ms if n in specs]
     bpe = BYTES_PER_ELEMENT[target.precision]
     models = [model_layers(specs[n], bpe) for n in names]
     measured_s = [latencies_ms[n] / 1e3 for n in names]
-    ridge_from = "published" if target.published_ridge is not None else "fitted"
-    terms, held, plain = select_terms(models, measured_s, target.published_ridge)
-    if terms != roofline.PLAIN:  # the terms earned their place on models the fit did not see: refit on every row
-        fit = roofline.fit_terms(models, measured_s, terms, target.published_ridge)
-    elif target.published_ridge is not None:
-        fit = roofline.fit_peak(models, measured_s, target.published_ridge)
-    else:  # the grid's ridge, to the 0.1 MACs/byte it is stored with (a lower bound rounds up), then its peak
-        free = roofline.fit_ridge_and_peak(models, measured_s)
-        lower_bound = free.ridge_is_lower_bound
-        ridge = math.ceil(free.ridge_point * 10) / 10 if lower_bound else round(free.ridge_point, 1)
-        fit = roofline.fit_peak(models, measured_s, ridge)
+    chosen = roofline.choose_cost_model(models, measured_s, target.published_ridge)
+    fit = roofline.fit_terms(models, measured_s, chosen.terms, target.published_ridge, chosen.shrinkage)
+    # the honest figures: shrinkage chosen and weights fitted without the model each fold holds out
+    nested = roofline.nested_leave_one_out(models, measured_s, target.published_ridge)
+    held, plain = nested.held_out, chosen.plain
     return DeviceFit(
         device=device,
         ridge_point=round(fit.ridge_point, 1),
-        ridge_from=ridge_from,
+        ridge_from="published" if target.published_ridge is not None else "fitted",
         peak_macs_per_s=float(f"{fit.peak_macs_per_s:.4g}"),
         rows=tuple((n, latencies_ms[n]) for n in names),
         rms_log_error=round(fit.rms_log_error, 3),
-        ridge_lower_bound=lower_bound,
         held_out_spearman=round(held.spearman, 3),
         held_out_median_ape=round(held.median_abs_pct_error, 1),
         held_out_max_ape=round(held.max_abs_pct_error, 1),
@@ -497,31 +507,9 @@ def fit_device(device: str, latencies_ms: dict[str, float], specs: dict[str, Mod
         plain_held_out_median_ape=round(plain.median_abs_pct_error, 1),
         dispatch_s=float(f"{fit.dispatch_s:.4g}"),
         class_peaks=tuple((c, float(f"{p:.4g}")) for c, p in fit.class_peaks),
+        shrinkage=chosen.shrinkage,
+        folds_choosing_shrinkage=sum(k == chosen.shrinkage for k in nested.fold_shrinkage),
     )
-
-
-#: A term is kept when it lowers the held-out mean |ln error| by at least this fraction.
-TERM_GAIN = 0.10
-
-
-def select_terms(models: Sequence[Sequence], measured_s: Sequence[float], ridge_point: float | None,
-                 ) -> tuple[roofline.Terms, roofline.HeldOut, roofline.HeldOut]:
-    """Forward selection on leave-one-out error: from the paper's roofline, add the one term (overhead,
-    per-layer dispatch, an op class's own peak) that lowers the held-out mean |ln error| most, while it
-    lowers it by TERM_GAIN or more. Returns (terms, their held-out predictions, the plain roofline's).
-
-    The mean |ln error| weighs every model (the median alone would let a term buy a better middle with
-    a worse tail, and the ranking with it)."""
-    plain = roofline.leave_one_out(models, measured_s, ridge_point)
-    terms, held = roofline.PLAIN, plain
-    while candidates := terms.candidates():
-        trials = [(roofline.leave_one_out(models, measured_s, ridge_point, terms=terms.plus(t)), terms.plus(t))
-                  for t in candidates]
-        best, best_terms = min(trials, key=lambda trial: trial[0].mean_abs_log_error)
-        if best.mean_abs_log_error >= held.mean_abs_log_error * (1 - TERM_GAIN):
-            break
-        terms, held = best_terms, best
-    return terms, held, plain
 
 
 def refit(
@@ -606,6 +594,7 @@ def emit(fits: dict[str, DeviceFit]) -> str:
             *([f"        dispatch_s={c.dispatch_s:.4g},"] if c.dispatch_s else []),
             *([f"        class_peaks=({''.join(f'({n!r}, {p:.4g}), ' for n, p in c.class_peaks).rstrip()}),"]
               if c.class_peaks else []),
+            f"        shrinkage={c.shrinkage!r}, folds_choosing_shrinkage={c.folds_choosing_shrinkage!r},",
             f"        plain_held_out_spearman={c.plain_held_out_spearman!r}, "
             f"plain_held_out_median_ape={c.plain_held_out_median_ape!r},",
             "        rows=(",

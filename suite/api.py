@@ -409,17 +409,17 @@ class DeviceProfile:
     source: str = ""
     notes: str = ""
     #: the typical error of its estimates: median |estimate - measured| / measured, in percent, of
-    #: models held out of the fit (leave-one-out); None when never validated
+    #: models held out of the fit (nested leave-one-out); None when never validated
     typical_error_pct: float | None = None
     #: Spearman rank correlation of those held-out estimates with the measured latencies
     held_out_spearman: float | None = None
-    #: fixed time per inference on top of the layers' roofline time (dispatch, synchronisation), fitted
-    #: where it lowers the held-out error; 0: the paper's plain roofline
+    #: fixed time per inference on top of the layers' roofline time (dispatch, synchronisation)
     overhead_s: float = 0.0
-    #: time per layer (an accelerator's per-op launch cost), fitted where it lowers the held-out error
+    #: time per layer (an accelerator's per-op launch cost)
     dispatch_s: float = 0.0
     #: (op class, effective peak MACs/s) for classes the device runs at their own speed (depthwise,
-    #: attention, ...; roofline.OP_CLASSES); the others run at ``peak_macs_per_s``
+    #: attention, ...; roofline.OP_CLASSES); the others run at ``peak_macs_per_s``, a class without its
+    #: own at its parent's (roofline.PARENT) where that has one
     class_peaks: tuple[tuple[str, float], ...] = ()
     #: ops its runtime cannot run ("gelu", "layernorm", "attention"): a model with one is "Failed", as Table 6 says
     unsupported_ops: tuple[str, ...] = ()

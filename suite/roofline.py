@@ -64,18 +64,38 @@ PAPER_OPS = frozenset({"conv", "dwconv", "mdwconv", "gconv", "linear", "attentio
 #: class is timed like unless its own term earns its place. Each element-wise op is a class of its
 #: own: a runtime may have a fast kernel for one (hard-swish) and fall back to a slow one for another
 #: (GELU's erf), and the paper's roofline does not time them at all.
-OP_CLASSES = ("pointwise", "dense", "depthwise", "multiplier", "grouped", "attention", "gelu", "hardswish", "layernorm", "groupnorm")
+OP_CLASSES = ("pointwise", "dense", "depthwise", "large_depthwise", "multiplier", "grouped", "attention", "gelu",
+              "hardswish", "layernorm", "groupnorm")
+
+#: A depthwise kernel this wide or wider is "large_depthwise": mobile runtimes ship single-pass depthwise
+#: kernels for 3x3 and 5x5 windows (XNNPACK's 9- and 25-tap micro-kernels, TFLite GPU's 3x3 one) and take
+#: a general, slower path beyond them (FastViT's and ConvNeXt's 7x7).
+LARGE_KERNEL = 7
+
+#: A class without a term of its own is timed as its parent when the parent has one (a 7x7 depthwise conv
+#: is still depthwise), else at the shared peak.
+PARENT = {"large_depthwise": "depthwise"}
 
 
 def op_class(row: LayerLike) -> str:
     op = getattr(row, "op", "conv")
-    if op in ("dwconv", "mdwconv", "gconv"):
-        return {"dwconv": "depthwise", "mdwconv": "multiplier", "gconv": "grouped"}[op]
+    if op == "dwconv":
+        return "large_depthwise" if getattr(row, "kernel", 1) >= LARGE_KERNEL else "depthwise"
+    if op in ("mdwconv", "gconv"):
+        return {"mdwconv": "multiplier", "gconv": "grouped"}[op]
     if op == "conv":
         return "dense" if getattr(row, "kernel", 1) > 1 else "pointwise"
     if op == "linear":
         return "pointwise"
     return op  # attention and the element-wise ops
+
+
+def timed_class(row: LayerLike, classes) -> str | None:
+    """The class of ``classes`` (those with their own peak) a row is timed as; None: the shared peak."""
+    c = op_class(row)
+    while c is not None and c not in classes:
+        c = PARENT.get(c)
+    return c
 
 
 def _arrays(layers: Iterable[LayerLike]) -> tuple[np.ndarray, np.ndarray]:
@@ -143,8 +163,8 @@ def estimate(layers: Sequence[LayerLike], profile: DeviceProfile) -> Estimate:
     op only when it does), plus the profile's per-layer dispatch and fixed per-inference times."""
     peak, bandwidth = rates(profile)
     class_peaks = dict(profile.class_peaks)
-    rows = [r for r in layers if getattr(r, "op", "conv") in PAPER_OPS or op_class(r) in class_peaks]
-    slowdown = np.array([peak / class_peaks.get(op_class(r), peak) for r in rows])
+    rows = [r for r in layers if getattr(r, "op", "conv") in PAPER_OPS or timed_class(r, class_peaks)]
+    slowdown = np.array([peak / class_peaks.get(timed_class(r, class_peaks), peak) for r in rows])
     macs = np.array([float(r.macs) for r in rows])
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r in rows])
     compute_s = macs / peak
@@ -183,8 +203,8 @@ def sweep(layers: Sequence[LayerLike], ridge_points: Sequence[float] = SWEEP_RID
 
 @dataclass(frozen=True)
 class Terms:
-    """A cost model's terms beyond the paper's roofline; each is kept for a device only where it
-    lowers the error on models held out of the fit (``plugins/devices.py`` chooses)."""
+    """The columns of a cost model beyond the paper's roofline: what its weights may express. How far
+    each class's peak may stray from the shared one is the fit's shrinkage, chosen on held-out models."""
 
     overhead: bool = False  # fixed seconds per inference: dispatch, synchronisation, I/O
     dispatch: bool = False  # seconds per layer: an accelerator's per-op launch cost
@@ -192,19 +212,8 @@ class Terms:
 
     def __str__(self) -> str:
         parts = (["overhead"] if self.overhead else []) + (["per-layer dispatch"] if self.dispatch else [])
-        parts += [f"{c} peak" for c in self.classes]
+        parts += [f"own peaks for {', '.join(self.classes)}"] if self.classes else []
         return "roofline" + "".join(f" + {p}" for p in parts)
-
-    def plus(self, term: str) -> "Terms":
-        if term in ("overhead", "dispatch"):
-            return replace(self, **{term: True})
-        return replace(self, classes=tuple(c for c in OP_CLASSES if c in (*self.classes, term)))
-
-    def candidates(self) -> tuple[str, ...]:
-        """The terms not yet in the model, in a fixed order."""
-        have = {"overhead"} if self.overhead else set()
-        have |= {"dispatch"} if self.dispatch else set()
-        return tuple(t for t in ("overhead", "dispatch", *OP_CLASSES[1:]) if t not in have | set(self.classes))
 
 
 PLAIN = Terms()
@@ -261,33 +270,102 @@ def fit_peak(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
 
 def _features(layers: Sequence[LayerLike], terms: Terms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: MACs, bytes and column of the design matrix (0 = the shared peak, then terms.classes)."""
-    rows = [r for r in layers if getattr(r, "op", "conv") in PAPER_OPS or op_class(r) in terms.classes]
-    macs = np.array([float(r.macs) for r in rows])
-    moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r in rows])
-    column = np.array([1 + terms.classes.index(c) if (c := op_class(r)) in terms.classes else 0 for r in rows], dtype=int)
+    timed = [(r, timed_class(r, terms.classes)) for r in layers]
+    timed = [(r, c) for r, c in timed if c is not None or getattr(r, "op", "conv") in PAPER_OPS]
+    macs = np.array([float(r.macs) for r, _ in timed])
+    moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r, _ in timed])
+    column = np.array([0 if c is None else 1 + terms.classes.index(c) for _, c in timed], dtype=int)
     return macs, moved, column
 
 
-def _design(features, terms: Terms, ridge: float) -> np.ndarray:
-    """One row per model: [shared MAC-eq, per-class MAC-eq..., overhead 1, layer count] at ``ridge``."""
-    width = 1 + len(terms.classes)
-    out = []
-    for macs, moved, column in features:
-        eq = np.bincount(column, weights=np.maximum(macs, ridge * moved), minlength=width)
-        extra = ([1.0] if terms.overhead else []) + ([float(len(macs))] if terms.dispatch else [])
-        out.append(np.concatenate([eq, extra]))
-    return np.array(out)
+class Design:
+    """Every model's row of the design matrix - [shared MAC-eq, per-class MAC-eq..., 1 per inference,
+    layer count] - at every ridge of a grid, for one set of terms. Built once, then sliced by row, so
+    cross-validation and term selection refit without recounting a layer."""
+
+    def __init__(self, models: Sequence[Sequence[LayerLike]], terms: Terms, grid: Sequence[float]):
+        self.terms = terms
+        self.grid = np.asarray(grid, dtype=float)
+        width = 1 + len(terms.classes)
+        per_model = []
+        for layers in models:
+            macs, moved, column = _features(layers, terms)
+            one_hot = np.zeros((len(macs), width))
+            one_hot[np.arange(len(macs)), column] = 1.0
+            eq = np.maximum(macs[None, :], self.grid[:, None] * moved[None, :]) @ one_hot  # ridge x class
+            extra = ([1.0] if terms.overhead else []) + ([float(len(macs))] if terms.dispatch else [])
+            per_model.append(np.concatenate([eq, np.broadcast_to(extra, (len(self.grid), len(extra)))], axis=1))
+        self.a = np.stack(per_model, axis=1)  # ridge x model x weight
+
+    def fit(self, rows: Sequence[int], measured_s: np.ndarray, shrinkage: float = 0.0) -> tuple[int, np.ndarray, float]:
+        """(ridge index, weights, rms ln error) of the best fit to ``rows`` (smallest ridge of equals)."""
+        merge = self._merge(rows)
+        best = None
+        for g in range(len(self.grid)):
+            x, rms = _solve(self.a[g, rows] @ merge, measured_s[rows], shrinkage, merge.shape[1] - self.n_extra)
+            if best is None or rms < best[2] * (1 - _TIE) - _TIE:
+                best = (g, merge @ x, rms)
+        return best
+
+    @property
+    def n_extra(self) -> int:
+        return int(self.terms.overhead) + int(self.terms.dispatch)
+
+    def _merge(self, rows: Sequence[int]) -> np.ndarray:
+        """Columns x kept columns: a class fewer than MIN_MODELS_PER_CLASS of ``rows`` have is timed as its
+        parent (or the shared peak): its weight is theirs, not one fitted to one model's latency."""
+        classes = (None, *self.terms.classes)
+        seen = (self.a[0, rows, : len(classes)] > 0).sum(axis=0)
+        target = list(range(self.a.shape[2]))
+        for c in range(1, len(classes)):
+            if seen[c] < MIN_MODELS_PER_CLASS:
+                parent = PARENT.get(classes[c])
+                target[c] = classes.index(parent) if parent in classes else 0
+        for c in range(len(target)):  # a parent merged in turn takes its children along
+            while target[target[c]] != target[c]:
+                target[c] = target[target[c]]
+        kept = sorted(set(target))
+        merge = np.zeros((len(target), len(kept)))
+        merge[np.arange(len(target)), [kept.index(t) for t in target]] = 1.0
+        return merge
+
+    def predict(self, g: int, x: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+        return self.a[g, rows] @ x
+
+    def as_fit(self, g: int, x: np.ndarray, rms: float, n: int) -> "Fit":
+        terms = self.terms
+        n_classes = 1 + len(terms.classes)
+        inverse_peaks = np.maximum(x[:n_classes], 1 / FREE_PEAK)
+        extra = list(x[n_classes:])
+        overhead = extra.pop(0) if terms.overhead else 0.0
+        dispatch = extra.pop(0) if terms.dispatch else 0.0
+        return Fit(
+            float(self.grid[g]), 1.0 / float(inverse_peaks[0]), rms, n, overhead_s=float(overhead),
+            dispatch_s=float(dispatch), terms=terms,
+            class_peaks=tuple((c, 1.0 / float(w)) for c, w in zip(terms.classes, inverse_peaks[1:])),
+        )
 
 
-def _solve(a: np.ndarray, measured_s: np.ndarray) -> tuple[np.ndarray, float]:
+def _solve(a: np.ndarray, measured_s: np.ndarray, shrinkage: float = 0.0, n_classes: int | None = None,
+           ) -> tuple[np.ndarray, float]:
     """Non-negative least squares on relative error (a x / measured = 1); (x, rms ln error).
 
-    A class no model has keeps the shared peak's weight, so a model that has it is not costed at zero."""
+    ``shrinkage`` pulls each class's weight (columns 1 .. n_classes - 1) toward the shared peak's
+    (column 0): a deviation costs shrinkage x (the share of a typical model's time the class's column
+    carries x its change)^2, so a class that moves few models' time can differ more."""
     from scipy.optimize import nnls
 
-    x, _ = nnls(a / measured_s[:, None], np.ones_like(measured_s))
-    absent = ~a.any(axis=0)
-    x[absent] = x[0]
+    scaled = a / measured_s[:, None]
+    target = np.ones_like(measured_s)
+    n_classes = a.shape[1] if n_classes is None else n_classes
+    if shrinkage > 0 and n_classes > 1:
+        share = scaled.mean(axis=0)
+        penalty = np.zeros((n_classes - 1, a.shape[1]))
+        for c in range(1, n_classes):
+            penalty[c - 1, c], penalty[c - 1, 0] = share[c], -share[c]
+        scaled = np.vstack([scaled, math.sqrt(shrinkage) * penalty])
+        target = np.concatenate([target, np.zeros(n_classes - 1)])
+    x, _ = nnls(scaled, target)
     predicted = a @ x
     if np.any(predicted <= 0):
         return x, math.inf
@@ -304,33 +382,20 @@ def peak_text(peak: float) -> str:
         f"{peak / 1e9:.3g} GMACs/s"
 
 
-#: Ridge points tried when a cost model's ridge is fitted: 0.5 to 5000 MACs/byte, 4% apart.
-TERMS_RIDGE_GRID = np.geomspace(0.5, 5000.0, 236)
+#: Ridge points tried when a cost model's ridge is fitted: 0.5 to 5000 MACs/byte, 17% apart (each point
+#: costs a fit per fold and per shrinkage tried; the plain roofline's ridge is searched finer).
+TERMS_RIDGE_GRID = np.geomspace(0.5, 5000.0, 60)
 
 
 def fit_terms(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float], terms: Terms,
-              ridge_point: float | None = None) -> Fit:
-    """The roofline with ``terms``, its weights non-negative least squares in relative error, at a given
-    ridge point or the ridge searched on TERMS_RIDGE_GRID (smallest of equals) when it is None."""
+              ridge_point: float | None = None, shrinkage: float = 0.0) -> Fit:
+    """The roofline with ``terms``, its weights non-negative least squares in relative error (each class
+    pulled toward the shared peak by ``shrinkage``), at a given ridge point or the ridge searched on
+    TERMS_RIDGE_GRID (smallest of equals) when it is None."""
     measured = _check(models, measured_s)
-    grid = [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID
-    features = [_features(layers, terms) for layers in models]
-    best = None
-    for ridge in grid:
-        x, rms = _solve(_design(features, terms, float(ridge)), measured)
-        if best is None or rms < best[2] * (1 - _TIE) - _TIE:
-            best = (float(ridge), x, rms)
-    ridge, x, rms = best
-    n_classes = 1 + len(terms.classes)
-    inverse_peaks = np.maximum(x[:n_classes], 1 / FREE_PEAK)
-    extra = list(x[n_classes:])
-    overhead = extra.pop(0) if terms.overhead else 0.0
-    dispatch = extra.pop(0) if terms.dispatch else 0.0
-    return Fit(
-        ridge, 1.0 / float(inverse_peaks[0]), rms, len(measured), overhead_s=float(overhead),
-        dispatch_s=float(dispatch), terms=terms,
-        class_peaks=tuple((c, 1.0 / float(w)) for c, w in zip(terms.classes, inverse_peaks[1:])),
-    )
+    design = Design(models, terms, [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
+    g, x, rms = design.fit(list(range(len(measured))), measured, shrinkage)
+    return design.as_fit(g, x, rms, len(measured))
 
 
 def fit_with_overhead(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
@@ -425,41 +490,147 @@ class HeldOut:
         return float(np.mean(np.abs(np.log(np.asarray(self.predicted_s) / np.asarray(self.measured_s)))))
 
 
+def _folds_checked(folds: Sequence[Sequence[int]], n: int) -> None:
+    flat = sorted(i for fold in folds for i in fold)
+    if flat != list(range(n)):
+        raise ValueError(f"folds must hold every model index exactly once (got {flat})")
+    if any(n - len(set(fold)) < 2 for fold in folds):
+        raise ValueError("a fold leaves fewer than two models to fit on")
+
+
+def _plain_fit(models, measured, ridge_point: float | None) -> Fit:
+    return fit_peak(models, measured, ridge_point) if ridge_point is not None else fit_ridge_and_peak(models, measured)
+
+
 def cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float], folds: Sequence[Sequence[int]],
-                   ridge_point: float | None = None, terms: Terms | None = None) -> HeldOut:
+                   ridge_point: float | None = None, terms: Terms | None = None, shrinkage: float = 0.0) -> HeldOut:
     """Predict the models of each fold from a fit to all the others (every model in exactly one fold).
 
     The paper's roofline (``terms`` None): the peak at ``ridge_point``, or ridge and peak refitted per
-    fold when it is None; a cost model with ``terms``: all its weights (and the ridge, when None) refitted."""
+    fold when it is None; a cost model with ``terms``: all its weights (and the ridge, when None)
+    refitted at ``shrinkage``."""
     measured = _check(models, measured_s)
-    flat = sorted(i for fold in folds for i in fold)
-    if flat != list(range(len(measured))):
-        raise ValueError(f"folds must hold every model index exactly once (got {flat})")
+    _folds_checked(folds, len(measured))
+    design = None if terms is None else Design(models, terms, [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
     predicted = np.zeros(len(measured))
     for fold in folds:
-        rest = [j for j in range(len(measured)) if j not in set(fold)]
-        if len(rest) < 2:
-            raise ValueError(f"a fold of {len(fold)} leaves fewer than two models to fit on")
-        train, train_s = [models[j] for j in rest], [measured[j] for j in rest]
-        if terms is not None:
-            fit = fit_terms(train, train_s, terms, ridge_point)
-        elif ridge_point is not None:
-            fit = fit_peak(train, train_s, ridge_point)
+        held = sorted(set(fold))
+        rest = [j for j in range(len(measured)) if j not in held]
+        if design is not None:
+            g, x, _ = design.fit(rest, measured, shrinkage)
+            predicted[held] = design.predict(g, x, held)
         else:
-            fit = fit_ridge_and_peak(train, train_s)
-        for i in fold:
-            predicted[i] = predict(models[i], fit)
+            fit = _plain_fit([models[j] for j in rest], measured[rest], ridge_point)
+            predicted[held] = [predict(models[i], fit) for i in held]
     return HeldOut(tuple(float(p) for p in predicted), tuple(float(t) for t in measured))
 
 
 def leave_one_out(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
-                  ridge_point: float | None = None, overhead: bool = False, terms: Terms | None = None) -> HeldOut:
+                  ridge_point: float | None = None, overhead: bool = False, terms: Terms | None = None,
+                  shrinkage: float = 0.0) -> HeldOut:
     """Each model predicted by a fit to all the others: the honest error of an estimate for a model
     the fit never saw (in-sample error flatters: the fit has seen the answer). See ``cross_validate``."""
     if len(models) < 3:
         raise ValueError(f"leave-one-out needs at least three models (got {len(models)})")
     terms = Terms(overhead=True) if overhead and terms is None else terms
-    return cross_validate(models, measured_s, [[i] for i in range(len(models))], ridge_point, terms)
+    return cross_validate(models, measured_s, [[i] for i in range(len(models))], ridge_point, terms, shrinkage)
+
+
+# --------------------------------------------------------------------------- choosing the cost model
+
+#: An op class has its own peak only where this many of the models fitted have it: a class seen in one
+#: model is a label for that model, not an efficiency the fit can tell apart.
+MIN_MODELS_PER_CLASS = 2
+
+#: Shrinkages tried, weakest first: 0 lets every class's peak go its own way, the last ties them all to
+#: the shared peak (the roofline plus overhead and dispatch). Leave-one-out chooses among them.
+SHRINKAGE_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 1e6)
+
+
+def cost_model_terms(models: Sequence[Sequence[LayerLike]]) -> Terms:
+    """Every term a cost model may use on these models: a fixed per-inference time, a per-layer
+    dispatch time, and an effective peak for each op class that MIN_MODELS_PER_CLASS of them have."""
+    have = [{op_class(r) for r in layers} for layers in models]
+    classes = tuple(c for c in OP_CLASSES[1:] if sum(c in h for h in have) >= MIN_MODELS_PER_CLASS)
+    return Terms(overhead=True, dispatch=True, classes=classes)
+
+
+def _loo_rows(design: Design, rows: Sequence[int], measured: np.ndarray, shrinkage: float) -> HeldOut:
+    predicted = []
+    for i in rows:
+        g, x, _ = design.fit([j for j in rows if j != i], measured, shrinkage)
+        predicted.append(float(design.predict(g, x, [i])[0]))
+    return HeldOut(tuple(predicted), tuple(float(measured[i]) for i in rows))
+
+
+def _choose_shrinkage(design: Design, rows: Sequence[int], measured: np.ndarray) -> tuple[float, HeldOut]:
+    """The shrinkage whose leave-one-out mean |ln error| over ``rows`` is least (the stronger of equals).
+
+    The mean |ln error| weighs every model: the median alone would let a choice buy a better middle with
+    a worse tail, and the ranking with it."""
+    trials = [(_loo_rows(design, rows, measured, k), k) for k in SHRINKAGE_GRID]
+    best = min(held.mean_abs_log_error for held, _ in trials)
+    return next((k, held) for held, k in reversed(trials) if held.mean_abs_log_error <= best * (1 + _TIE) + _TIE)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """A device's cost model as chosen on all its rows, with the figures of that choice."""
+
+    terms: Terms
+    shrinkage: float
+    held_out: HeldOut  # leave-one-out at the chosen shrinkage: optimistic, the choice saw every row
+    plain: HeldOut  # the paper's plain roofline, held out the same way
+
+
+def choose_cost_model(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
+                      ridge_point: float | None) -> CostModel:
+    """Every term of ``cost_model_terms``, the shrinkage of the class peaks chosen by leave-one-out."""
+    measured = _check(models, measured_s)
+    if len(measured) < 3:
+        raise ValueError(f"choosing a cost model needs at least three models (got {len(measured)})")
+    terms = cost_model_terms(models)
+    design = Design(models, terms, [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
+    shrinkage, held = _choose_shrinkage(design, list(range(len(measured))), measured)
+    return CostModel(terms, shrinkage, held, leave_one_out(models, measured, ridge_point))
+
+
+@dataclass(frozen=True)
+class NestedHeldOut:
+    """Each model predicted by a cost model whose shrinkage was chosen, and weights fitted, without it."""
+
+    held_out: HeldOut
+    fold_shrinkage: tuple[float, ...]  # per model: the shrinkage chosen by the fold that held it out
+
+
+def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
+                          folds: Sequence[Sequence[int]], ridge_point: float | None) -> NestedHeldOut:
+    """Cross-validation around the whole fitting procedure: for each fold, the shrinkage is chosen (by
+    leave-one-out on the other models) and the weights fitted on the others alone. Nothing about a
+    held-out model, not even how free the class peaks may be, comes from its own latency."""
+    measured = _check(models, measured_s)
+    _folds_checked(folds, len(measured))
+    if any(len(measured) - len(set(fold)) < 3 for fold in folds):
+        raise ValueError("a fold leaves fewer than three models to choose a cost model on")
+    design = Design(models, cost_model_terms(models), [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
+    predicted, chosen = np.zeros(len(measured)), [0.0] * len(measured)
+    for fold in folds:
+        held = sorted(set(fold))
+        rest = [j for j in range(len(measured)) if j not in held]
+        shrinkage, _ = _choose_shrinkage(design, rest, measured)
+        g, x, _ = design.fit(rest, measured, shrinkage)
+        predicted[held] = design.predict(g, x, held)
+        for i in held:
+            chosen[i] = shrinkage
+    return NestedHeldOut(HeldOut(tuple(float(p) for p in predicted), tuple(float(t) for t in measured)), tuple(chosen))
+
+
+def nested_leave_one_out(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
+                         ridge_point: float | None) -> NestedHeldOut:
+    """``nested_cross_validate`` with one model per fold: the figures every estimate carries."""
+    if len(models) < 4:
+        raise ValueError(f"nested leave-one-out needs at least four models (got {len(models)})")
+    return nested_cross_validate(models, measured_s, [[i] for i in range(len(models))], ridge_point)
 
 
 # --------------------------------------------------------------------------- rank correlation

@@ -211,3 +211,62 @@ def test_a_fixed_per_inference_overhead_is_recovered_and_validated():
     # no overhead in the data: the fit finds none (a negative one is clipped to zero)
     exact = [roofline.mac_equivalents(m, ridge) / peak for m in models]
     assert roofline.fit_with_overhead(models, exact, ridge).overhead_s == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_large_depthwise_kernel_is_its_own_class_timed_as_depthwise_unless_it_has_a_peak():
+    small = Layer("dw3", macs=1e6, weight_bytes=1e3, activation_bytes=1e3, op="dwconv", kernel=3)
+    large = Layer("dw7", macs=1e6, weight_bytes=1e3, activation_bytes=1e3, op="dwconv", kernel=roofline.LARGE_KERNEL)
+    assert (roofline.op_class(small), roofline.op_class(large)) == ("depthwise", "large_depthwise")
+    assert roofline.timed_class(large, ("depthwise",)) == "depthwise" and roofline.timed_class(large, ()) is None
+    depthwise_slow = DeviceProfile("d", "d", "cpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
+                                   class_peaks=(("depthwise", GIGA / 4),))
+    assert roofline.estimate([large], depthwise_slow).total_s == pytest.approx(4e-3)  # its parent's peak
+    both = DeviceProfile("d", "d", "cpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
+                         class_peaks=(("depthwise", GIGA / 4), ("large_depthwise", GIGA / 20)))
+    assert roofline.estimate([small, large], both).total_s == pytest.approx(4e-3 + 20e-3)
+
+
+def _with_slow_class(n: int, seed: int, slowdown: float, ridge: float = 40.0, peak: float = 2e11):
+    """Models whose every third one has a 'grouped' layer the device runs ``slowdown`` times slower."""
+    models = synthetic_models(n, seed=seed)
+    for i, layers in enumerate(models):
+        if i % 3 == 0:
+            layers.append(Layer(f"g{i}", macs=2e7 * (1 + i), weight_bytes=1e4, activation_bytes=1e4, op="gconv", kernel=3))
+    measured = [sum(max(r.macs, ridge * r.bytes) / peak * (slowdown if r.op == "gconv" else 1) for r in layers)
+                for layers in models]
+    return models, measured
+
+
+def test_a_slow_op_class_is_recovered_and_shrinkage_ties_it_to_the_shared_peak():
+    models, measured = _with_slow_class(12, seed=7, slowdown=10.0)
+    terms = roofline.cost_model_terms(models)
+    assert "grouped" in terms.classes and terms.overhead and terms.dispatch
+    free = roofline.fit_terms(models, measured, terms, 40.0, shrinkage=0.0)
+    assert free.peak_macs_per_s == pytest.approx(2e11, rel=1e-4)
+    assert dict(free.class_peaks)["grouped"] == pytest.approx(2e10, rel=1e-3)
+    tied = roofline.fit_terms(models, measured, terms, 40.0, shrinkage=1e6)
+    assert dict(tied.class_peaks)["grouped"] == pytest.approx(tied.peak_macs_per_s, rel=1e-2)
+    chosen = roofline.choose_cost_model(models, measured, 40.0)  # the data say the class is slow: no pull
+    assert chosen.shrinkage == 0.0 and chosen.held_out.max_abs_pct_error < 1e-3
+    assert chosen.plain.median_abs_pct_error > 10 * chosen.held_out.median_abs_pct_error
+
+
+def test_a_class_only_one_fitted_model_has_is_timed_at_its_parent_or_the_shared_peak():
+    models = synthetic_models(6, seed=8)
+    models[0].append(Layer("g", macs=5e7, weight_bytes=1e4, activation_bytes=1e4, op="gconv", kernel=3))
+    models[1].append(Layer("g", macs=5e7, weight_bytes=1e4, activation_bytes=1e4, op="gconv", kernel=3))
+    measured = [roofline.mac_equivalents(m, 40.0) / 2e11 * (3.0 if i == 0 else 1.0) for i, m in enumerate(models)]
+    assert "grouped" in roofline.cost_model_terms(models).classes  # two models have it
+    design = roofline.Design(models, roofline.cost_model_terms(models), [40.0])
+    g, x, _ = design.fit([0, 2, 3, 4, 5], np.asarray(measured))  # without model 1 only model 0 has it
+    assert x[1 + design.terms.classes.index("grouped")] == pytest.approx(x[0])
+
+
+def test_nested_leave_one_out_validates_the_choice_too():
+    models, measured = _with_slow_class(12, seed=9, slowdown=6.0)
+    nested = roofline.nested_leave_one_out(models, measured, 40.0)
+    assert len(nested.fold_shrinkage) == 12 and set(nested.fold_shrinkage) <= set(roofline.SHRINKAGE_GRID)
+    # every fold still has three or more grouped models: the slow class is learned without the held-out one
+    assert nested.held_out.max_abs_pct_error < 1e-2 and nested.held_out.spearman == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least four"):
+        roofline.nested_leave_one_out(models[:3], measured[:3], 40.0)
