@@ -34,8 +34,6 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     bpe = roofline.BYTES_PER_ELEMENT[cmp.precision]
     print(f"   precision        {cmp.precision} ({bpe} byte/element)")
     ridge_note = "published (Appendix F)" if cmp.ridge_from == "published" else "fitted"
-    if cmp.ridge_lower_bound:
-        ridge_note += ", a lower bound: any larger ridge fits as well"
     print(f"   ridge point      {cmp.ridge_point:10.1f} MACs/byte   {ridge_note}")
     print(f"   peak             {cmp.peak_macs_per_s / 1e9:10.1f} GMACs/s    fitted to {len(devices.FITS[cmp.device].rows)} "
           f"Table 6 rows (rms ln error {cmp.rms_log_error:.3f})")

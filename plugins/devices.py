@@ -3,8 +3,9 @@
 The mobile devices are the seven columns of the MobileNetV4 paper's Table 6. Every figure is one of
 
 * published - printed in the paper: the ridge points of Appendix F (Table 16, int8, 1 byte/element);
-* fitted    - least squares on ln latency against the paper's Table 6 median latencies of the models
-  this suite implements (the effective peak everywhere; the ridge point too where none is published);
+* fitted    - a cost model (``roofline.choose_cost_model``) fitted to the paper's Table 6 median latencies
+  of the models this suite counts (the effective peaks and per-inference and per-layer times everywhere;
+  the ridge point too where none is published);
 * derived   - arithmetic on the above: bandwidth = peak / ridge point;
 * measured  - ``host-cpu`` only, by ``mnv4suite.hostprobe.measure_profile()`` when asked.
 
@@ -74,9 +75,6 @@ class DeviceFit:
     peak_macs_per_s: float  # fitted: the effective peak, not a datasheet figure
     rows: tuple[tuple[str, float], ...]  # the Table 6 (model, median ms) it was fitted to
     rms_log_error: float  # of the fit: rms of ln(estimate / measured)
-    #: the fit only bounds the ridge from below (every model memory-bound at and above it), so the
-    #: bandwidth is what the data determine, and ridge and peak are the least that fit as well
-    ridge_lower_bound: bool = False
     #: nested leave-one-out: each row predicted by a cost model whose terms were chosen, and whose weights
     #: (and ridge, where it is fitted) were fitted, on the other rows alone
     held_out_spearman: float | None = None
@@ -118,7 +116,6 @@ class DeviceFit:
             and abs(self.ridge_point - other.ridge_point) <= 0.11
             and abs(self.peak_macs_per_s / other.peak_macs_per_s - 1) <= 2e-3
             and abs(self.rms_log_error - other.rms_log_error) <= 2e-3
-            and self.ridge_lower_bound == other.ridge_lower_bound
             and abs((self.held_out_median_ape or 0) - (other.held_out_median_ape or 0)) <= 0.2
             and abs((self.held_out_spearman or 0) - (other.held_out_spearman or 0)) <= 2e-3
             and abs(self.overhead_s - other.overhead_s) <= 2e-3 * max(self.overhead_s, 1e-6)
@@ -133,11 +130,8 @@ class DeviceFit:
         if self.ridge_from == "published":
             ridge = f"published: {PAPER}, Appendix F (Table 16)"
         else:
-            ridge = f"fitted (grid search, ln-latency least squares) to Table 6: {models}"
-        peak = f"fitted (ln-latency least squares) to Table 6: {models}"
-        if self.ridge_lower_bound:
-            ridge += "; a lower bound: every model is memory-bound from here up, and any larger ridge fits as well"
-            peak += "; a lower bound, tied to the ridge point's"
+            ridge = f"fitted (grid search, with the cost model's weights) to Table 6: {models}"
+        peak = f"fitted (non-negative least squares in relative error, with the cost model) to Table 6: {models}"
         return {"ridge_point": ridge, "peak_macs_per_s": peak, "bandwidth_bytes_per_s": "derived: peak / ridge point"}
 
 
@@ -148,7 +142,10 @@ FITS: dict[str, DeviceFit] = {
         'pixel6_cpu', ridge_point=31.2, ridge_from='published', peak_macs_per_s=1.2e+11, rms_log_error=0.062,
         held_out_spearman=0.993, held_out_median_ape=5.8, held_out_max_ape=17.4,
         dispatch_s=8.613e-07,
-        class_peaks=(('dense', 1.492e+11), ('depthwise', 1.02e+11), ('large_depthwise', 1.231e+09), ('multiplier', 1e+15), ('attention', 2.145e+10), ('gelu', 4.544e+11),),
+        class_peaks=(
+            ('dense', 1.492e+11), ('depthwise', 1.02e+11), ('large_depthwise', 1.231e+09), ('multiplier', 1e+15),
+            ('attention', 2.145e+10), ('gelu', 4.544e+11),
+        ),
         shrinkage=0.0, folds_choosing_shrinkage=10,
         plain_held_out_spearman=0.917, plain_held_out_median_ape=64.8,
         rows=(
@@ -163,7 +160,11 @@ FITS: dict[str, DeviceFit] = {
     's23_cpu': DeviceFit(
         's23_cpu', ridge_point=39.7, ridge_from='published', peak_macs_per_s=1.706e+11, rms_log_error=0.089,
         held_out_spearman=0.993, held_out_median_ape=6.9, held_out_max_ape=33.8,
-        class_peaks=(('dense', 2.252e+11), ('depthwise', 1.756e+11), ('large_depthwise', 1.899e+09), ('multiplier', 1.664e+10), ('grouped', 2.422e+09), ('attention', 2.456e+10), ('gelu', 1e+15), ('hardswish', 5.968e+11), ('layernorm', 8.376e+09),),
+        class_peaks=(
+            ('dense', 2.252e+11), ('depthwise', 1.756e+11), ('large_depthwise', 1.899e+09),
+            ('multiplier', 1.664e+10), ('grouped', 2.422e+09), ('attention', 2.456e+10), ('gelu', 1e+15),
+            ('hardswish', 5.968e+11), ('layernorm', 8.376e+09),
+        ),
         shrinkage=0.0, folds_choosing_shrinkage=18,
         plain_held_out_spearman=0.853, plain_held_out_median_ape=76.1,
         rows=(
@@ -180,7 +181,9 @@ FITS: dict[str, DeviceFit] = {
         'pixel4_hexagon', ridge_point=347.3, ridge_from='published', peak_macs_per_s=2.076e+12, rms_log_error=0.094,
         held_out_spearman=0.902, held_out_median_ape=9.2, held_out_max_ape=46.1,
         dispatch_s=2.751e-05,
-        class_peaks=(('dense', 2.076e+12), ('depthwise', 2.076e+12),),
+        class_peaks=(
+            ('dense', 2.076e+12), ('depthwise', 2.076e+12),
+        ),
         shrinkage=1000000.0, folds_choosing_shrinkage=12,
         plain_held_out_spearman=0.894, plain_held_out_median_ape=15.8,
         rows=(
@@ -195,7 +198,10 @@ FITS: dict[str, DeviceFit] = {
         held_out_spearman=0.952, held_out_median_ape=5.1, held_out_max_ape=27.4,
         overhead_s=0.0003656,
         dispatch_s=3.419e-06,
-        class_peaks=(('dense', 1.192e+13), ('depthwise', 6.3e+13), ('large_depthwise', 4.632e+12), ('multiplier', 1.526e+12), ('attention', 2.078e+12), ('gelu', 4.184e+13),),
+        class_peaks=(
+            ('dense', 1.192e+13), ('depthwise', 6.3e+13), ('large_depthwise', 4.632e+12), ('multiplier', 1.526e+12),
+            ('attention', 2.078e+12), ('gelu', 4.184e+13),
+        ),
         shrinkage=1.0, folds_choosing_shrinkage=7,
         plain_held_out_spearman=0.901, plain_held_out_median_ape=27.0,
         rows=(
@@ -211,7 +217,10 @@ FITS: dict[str, DeviceFit] = {
         'pixel7_gpu', ridge_point=63.2, ridge_from='fitted', peak_macs_per_s=3.021e+11, rms_log_error=0.211,
         held_out_spearman=0.939, held_out_median_ape=12.7, held_out_max_ape=300.4,
         overhead_s=0.006058,
-        class_peaks=(('dense', 1.484e+12), ('depthwise', 2.844e+11), ('large_depthwise', 2.709e+11), ('multiplier', 2.3e+09), ('attention', 8.961e+10), ('gelu', 4.048e+11),),
+        class_peaks=(
+            ('dense', 1.484e+12), ('depthwise', 2.844e+11), ('large_depthwise', 2.709e+11), ('multiplier', 2.3e+09),
+            ('attention', 8.961e+10), ('gelu', 4.048e+11),
+        ),
         shrinkage=10.0, folds_choosing_shrinkage=20,
         plain_held_out_spearman=0.813, plain_held_out_median_ape=55.4,
         rows=(
@@ -228,7 +237,11 @@ FITS: dict[str, DeviceFit] = {
         held_out_spearman=0.978, held_out_median_ape=10.2, held_out_max_ape=626.3,
         overhead_s=0.0002393,
         dispatch_s=1.156e-05,
-        class_peaks=(('dense', 5.072e+11), ('depthwise', 1e+15), ('large_depthwise', 3.215e+11), ('multiplier', 2.688e+09), ('grouped', 1e+15), ('attention', 1.827e+11), ('gelu', 2.537e+12), ('hardswish', 1e+15), ('layernorm', 1e+15),),
+        class_peaks=(
+            ('dense', 5.072e+11), ('depthwise', 1e+15), ('large_depthwise', 3.215e+11), ('multiplier', 2.688e+09),
+            ('grouped', 1e+15), ('attention', 1.827e+11), ('gelu', 2.537e+12), ('hardswish', 1e+15),
+            ('layernorm', 1e+15),
+        ),
         shrinkage=0.0, folds_choosing_shrinkage=17,
         plain_held_out_spearman=0.775, plain_held_out_median_ape=73.3,
         rows=(
@@ -245,7 +258,11 @@ FITS: dict[str, DeviceFit] = {
         'iphone13_ane', ridge_point=73.9, ridge_from='fitted', peak_macs_per_s=3.312e+12, rms_log_error=0.091,
         held_out_spearman=0.968, held_out_median_ape=8.6, held_out_max_ape=45.8,
         overhead_s=0.0001997,
-        class_peaks=(('dense', 1.552e+12), ('depthwise', 1e+15), ('large_depthwise', 1e+15), ('multiplier', 1e+15), ('grouped', 9.283e+10), ('attention', 1.379e+12), ('gelu', 2.531e+14), ('hardswish', 1e+15), ('layernorm', 1e+15),),
+        class_peaks=(
+            ('dense', 1.552e+12), ('depthwise', 1e+15), ('large_depthwise', 1e+15), ('multiplier', 1e+15),
+            ('grouped', 9.283e+10), ('attention', 1.379e+12), ('gelu', 2.531e+14), ('hardswish', 1e+15),
+            ('layernorm', 1e+15),
+        ),
         shrinkage=0.0, folds_choosing_shrinkage=12,
         plain_held_out_spearman=0.908, plain_held_out_median_ape=32.2,
         rows=(
@@ -267,7 +284,7 @@ def _profile(target: Target, fitted: DeviceFit) -> DeviceProfile:
         peak_macs_per_s=fitted.peak_macs_per_s,
         bandwidth_bytes_per_s=fitted.bandwidth_bytes_per_s,
         source=(
-            f"MNv4 paper: ridge {fitted.ridge_from}{' (lower bound)' if fitted.ridge_lower_bound else ''}, "
+            f"MNv4 paper: ridge {fitted.ridge_from}, "
             f"peak fitted to Table 6 ({len(fitted.rows)} models), bandwidth derived"
         ),
         notes=(
@@ -579,6 +596,17 @@ def compare(
     )
 
 
+def _wrapped(items: Iterable[str], indent: int = 12, width: int = 104) -> list[str]:
+    """Items joined by spaces into lines of at most ``width`` characters, each indented."""
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + len(item) > width:
+            lines.append(" " * indent + line)
+            line = ""
+        line = f"{line} {item}" if line else item
+    return lines + [" " * indent + line]
+
+
 def emit(fits: dict[str, DeviceFit]) -> str:
     """Python source of a ``FITS`` block, to paste above after a re-fit."""
     lines = ["FITS: dict[str, DeviceFit] = {"]
@@ -587,23 +615,18 @@ def emit(fits: dict[str, DeviceFit]) -> str:
             f"    {device!r}: DeviceFit(",
             f"        {device!r}, ridge_point={c.ridge_point!r}, ridge_from={c.ridge_from!r}, "
             f"peak_macs_per_s={c.peak_macs_per_s:.4g}, rms_log_error={c.rms_log_error!r},",
-            *(["        ridge_lower_bound=True,"] if c.ridge_lower_bound else []),
             f"        held_out_spearman={c.held_out_spearman!r}, held_out_median_ape={c.held_out_median_ape!r}, "
             f"held_out_max_ape={c.held_out_max_ape!r},",
             *([f"        overhead_s={c.overhead_s:.4g},"] if c.overhead_s else []),
             *([f"        dispatch_s={c.dispatch_s:.4g},"] if c.dispatch_s else []),
-            *([f"        class_peaks=({''.join(f'({n!r}, {p:.4g}), ' for n, p in c.class_peaks).rstrip()}),"]
+            *(["        class_peaks=(", *_wrapped(f"({n!r}, {p:.4g})," for n, p in c.class_peaks), "        ),"]
               if c.class_peaks else []),
             f"        shrinkage={c.shrinkage!r}, folds_choosing_shrinkage={c.folds_choosing_shrinkage!r},",
             f"        plain_held_out_spearman={c.plain_held_out_spearman!r}, "
             f"plain_held_out_median_ape={c.plain_held_out_median_ape!r},",
             "        rows=(",
+            *_wrapped(f"({n!r}, {ms!r})," for n, ms in c.rows),
+            "        ),",
+            "    ),",
         ]
-        line = ""
-        for item in (f"({n!r}, {ms!r})," for n, ms in c.rows):
-            if line and len(line) + len(item) > 104:
-                lines.append(" " * 12 + line)
-                line = ""
-            line = f"{line} {item}" if line else item
-        lines += [" " * 12 + line, "        ),", "    ),"]
     return "\n".join(lines + ["}"])

@@ -41,7 +41,6 @@ class DeviceComparison:
     precision: str
     ridge_point: float
     ridge_from: str  # "published" (Appendix F) or "fitted"
-    ridge_lower_bound: bool
     peak_macs_per_s: float
     rms_log_error: float  # of the stored fit
     rows: tuple[dict[str, Any], ...]  # {row, model, paper_ms, estimated_ms, ratio, macs}
@@ -57,7 +56,7 @@ class DeviceComparison:
     def to_dict(self) -> dict[str, Any]:
         return {
             "device": self.device, "name": self.name, "precision": self.precision,
-            "ridge_point": self.ridge_point, "ridge_from": self.ridge_from, "ridge_lower_bound": self.ridge_lower_bound,
+            "ridge_point": self.ridge_point, "ridge_from": self.ridge_from,
             "peak_macs_per_s": self.peak_macs_per_s, "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
             "rms_log_error": self.rms_log_error, "n": len(self.rows), "rows": list(self.rows),
             "spearman_roofline": self.spearman_roofline, "spearman_macs": self.spearman_macs,
@@ -85,7 +84,7 @@ def device_comparisons(results: Mapping[str, Any] | None = None, specs=None) -> 
         published = table16.get(device, {})
         out.append(DeviceComparison(
             device=device, name=target.name, precision=target.precision,
-            ridge_point=fitted.ridge_point, ridge_from=fitted.ridge_from, ridge_lower_bound=fitted.ridge_lower_bound,
+            ridge_point=fitted.ridge_point, ridge_from=fitted.ridge_from,
             peak_macs_per_s=fitted.peak_macs_per_s, rms_log_error=fitted.rms_log_error, rows=rows,
             spearman_roofline=cmp.spearman_roofline if len(rows) >= 2 else float("nan"),
             spearman_macs=cmp.spearman_macs if len(rows) >= 2 else float("nan"),

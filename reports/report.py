@@ -285,7 +285,7 @@ def paper_tables(p: dict[str, Any]) -> dict[str, Any]:
     spearman = (
         ["device", "precision", "ridge point", "models", "Spearman roofline", "Spearman MACs only",
          "paper (Table 16) roofline", "paper (Table 16) MACs"],
-        [[d["device"], d["precision"], f"{d['ridge_point']:g} ({d['ridge_from']}{', lower bound' if d['ridge_lower_bound'] else ''})",
+        [[d["device"], d["precision"], f"{d['ridge_point']:g} ({d['ridge_from']})",
           str(d["n"]), fmt(d["spearman_roofline"], 3), fmt(d["spearman_macs"], 3),
           fmt(d["paper_spearman_roofline"], 3), fmt(d["paper_spearman_macs"], 3)] for d in p["devices"]],
     )

@@ -24,16 +24,9 @@ EXACT = {
 }
 
 
-def _profile(model_id: str) -> counting.CostReport:
-    entry = COUNTED_MODELS[model_id]
-    with torch.device("meta"):
-        model = entry.build()
-    return counting.profile(model, entry.resolution, 1, device="meta")
-
-
 @pytest.fixture(scope="module")
-def reports() -> dict[str, counting.CostReport]:
-    return {model_id: _profile(model_id) for model_id in TABLE6}
+def reports(zoo_report) -> dict[str, counting.CostReport]:
+    return {model_id: zoo_report(model_id) for model_id in TABLE6}
 
 
 @pytest.mark.parametrize("model_id", list(TABLE6))
