@@ -281,7 +281,7 @@ def _features(layers: Sequence[LayerLike], terms: Terms) -> tuple[np.ndarray, np
 class Design:
     """Every model's row of the design matrix - [shared MAC-eq, per-class MAC-eq..., 1 per inference,
     layer count] - at every ridge of a grid, for one set of terms. Built once, then sliced by row, so
-    cross-validation and term selection refit without recounting a layer."""
+    cross-validation and the choice of shrinkage refit without recounting a layer."""
 
     def __init__(self, models: Sequence[Sequence[LayerLike]], terms: Terms, grid: Sequence[float]):
         self.terms = terms
