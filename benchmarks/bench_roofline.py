@@ -83,9 +83,11 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     folds = []
     for seed, k in ((1, 5), (2, 5), (3, 3)):
         order = np.random.default_rng(seed).permutation(len(measured))
-        held = roofline.nested_cross_validate(layers, measured, [list(map(int, order[j::k])) for j in range(k)], ridge)
-        folds.append(f"{k}-fold #{seed}: {held.held_out.median_abs_pct_error:.1f}% / {held.held_out.spearman:.3f}")
-    print(f"     other partitions, nested (median / Spearman): {'; '.join(folds)}")
+        held = roofline.nested_cross_validate(layers, measured, [list(map(int, order[j::k])) for j in range(k)], ridge,
+                                              devices.TARGETS[cmp.device].delegate_rejects)
+        h = held.held_out
+        folds.append(f"{k}-fold #{seed}: {h.median_abs_pct_error:.1f}% / {h.max_abs_pct_error:.0f}% / {h.spearman:.3f}")
+    print(f"     other partitions, nested (median / max / Spearman): {'; '.join(folds)}")
 
 
 def show_host() -> None:

@@ -423,3 +423,6 @@ class DeviceProfile:
     class_peaks: tuple[tuple[str, float], ...] = ()
     #: ops its runtime cannot run ("gelu", "layernorm", "attention"): a model with one is "Failed", as Table 6 says
     unsupported_ops: tuple[str, ...] = ()
+    #: op classes its delegate rejects: they, and every piece of the graph but the largest run of
+    #: accepted ops, run on the CPU (roofline.CPU_FALLBACK), timed at the "cpu_fallback" class peak
+    delegate_rejects: tuple[str, ...] = ()

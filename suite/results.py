@@ -13,7 +13,7 @@ from typing import Any
 from mnv4suite.errors import UserError
 from mnv4suite.fileio import atomic_write_json
 
-SCHEMA_VERSION = "1.3"  # written; the schema file also reads 1.0, 1.1 and 1.2
+SCHEMA_VERSION = "1.4"  # written; the schema file also reads 1.0 to 1.3
 SCHEMA_FILE = "result-1.schema.json"
 RESULT_FILE = "result.json"
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Iterable, Protocol, Sequence
+from typing import Collection, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -65,7 +65,13 @@ PAPER_OPS = frozenset({"conv", "dwconv", "mdwconv", "gconv", "linear", "attentio
 #: own: a runtime may have a fast kernel for one (hard-swish) and fall back to a slow one for another
 #: (GELU's erf), and the paper's roofline does not time them at all.
 OP_CLASSES = ("pointwise", "dense", "depthwise", "large_depthwise", "multiplier", "grouped", "attention", "gelu",
-              "hardswish", "layernorm", "groupnorm")
+              "hardswish", "layernorm", "groupnorm", "cpu_fallback")
+
+#: Not an op but where rows run: the layers a delegate leaves to the CPU. A TFLite delegate hands the
+#: accelerator only its largest run of consecutive ops it accepts (the GPU delegate's
+#: ``max_delegated_partitions`` defaults to 1), so one op it rejects splits the graph, and every other
+#: piece runs at the CPU's speed, not the accelerator's.
+CPU_FALLBACK = "cpu_fallback"
 
 #: A depthwise kernel this wide or wider is "large_depthwise": mobile runtimes ship single-pass depthwise
 #: kernels for 3x3 and 5x5 windows (XNNPACK's 9- and 25-tap micro-kernels, TFLite GPU's 3x3 one) and take
@@ -98,6 +104,29 @@ def timed_class(row: LayerLike, classes) -> str | None:
     return c
 
 
+def left_to_cpu(layers: Sequence[LayerLike], rejected: Collection[str]) -> list[bool]:
+    """Per row (rows in execution order): whether it runs on the CPU, because the delegate rejects its
+    op class or delegates a larger run of accepted rows instead (CPU_FALLBACK)."""
+    accepted = [op_class(r) not in rejected for r in layers]
+    if all(accepted):
+        return [False] * len(accepted)
+    largest, start = (0, 0), None
+    for i, ok in enumerate([*accepted, False]):
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            largest, start = max(largest, (start, i), key=lambda run: run[1] - run[0]), None
+    return [not largest[0] <= i < largest[1] for i in range(len(accepted))]
+
+
+def row_classes(layers: Sequence[LayerLike], classes, rejected: Collection[str] = ()) -> list[str | None]:
+    """``timed_class`` of each row, except that rows left to the CPU are CPU_FALLBACK where it is one
+    of ``classes`` (else timed as their op's class: one model's fallback is no peak to fit)."""
+    on_cpu = left_to_cpu(layers, rejected) if rejected else [False] * len(layers)
+    fallback = CPU_FALLBACK in classes
+    return [CPU_FALLBACK if cpu and fallback else timed_class(r, classes) for r, cpu in zip(layers, on_cpu)]
+
+
 def _arrays(layers: Iterable[LayerLike]) -> tuple[np.ndarray, np.ndarray]:
     """MACs and bytes of the rows the paper's roofline counts."""
     rows = [r for r in layers if getattr(r, "op", "conv") in PAPER_OPS]
@@ -120,6 +149,7 @@ class Estimate:
     compute_bound: tuple[bool, ...]  # per layer: arithmetic, not memory, sets its time
     names: tuple[str, ...]
     overhead_s: float = 0.0
+    cpu_layers: tuple[str, ...] = ()  # the layers the delegate leaves to the CPU (CPU_FALLBACK)
 
     @property
     def total_ms(self) -> float:
@@ -160,25 +190,30 @@ def unsupported_ops(layers: Sequence[LayerLike], profile: DeviceProfile) -> tupl
 def estimate(layers: Sequence[LayerLike], profile: DeviceProfile) -> Estimate:
     """Per-layer and total roofline time of one forward pass on ``profile``: each layer at its op
     class's effective peak (the shared one unless the profile times the class apart; an element-wise
-    op only when it does), plus the profile's per-layer dispatch and fixed per-inference times."""
+    op only when it does; the CPU's where the delegate leaves it there), plus the profile's per-layer
+    dispatch and fixed per-inference times."""
     peak, bandwidth = rates(profile)
     class_peaks = dict(profile.class_peaks)
-    rows = [r for r in layers if getattr(r, "op", "conv") in PAPER_OPS or timed_class(r, class_peaks)]
-    slowdown = np.array([peak / class_peaks.get(timed_class(r, class_peaks), peak) for r in rows])
-    macs = np.array([float(r.macs) for r in rows])
-    moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r in rows])
+    timed = [(r, c, cpu) for r, c, cpu in zip(layers, row_classes(layers, class_peaks, profile.delegate_rejects),
+                                               left_to_cpu(layers, profile.delegate_rejects))
+             if c is not None or getattr(r, "op", "conv") in PAPER_OPS]
+    slowdown = np.array([peak / class_peaks.get(c, peak) for _, c, _ in timed])
+    macs = np.array([float(r.macs) for r, _, _ in timed])
+    moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r, _, _ in timed])
     compute_s = macs / peak
     memory_s = moved / bandwidth
     layer_s = np.maximum(compute_s, memory_s) * slowdown + profile.dispatch_s
     fixed_s = profile.overhead_s
+    names = tuple(str(getattr(r, "name", i)) for i, (r, _, _) in enumerate(timed))
     return Estimate(
         device=profile.id,
         source=profile.source,
         total_s=float(layer_s.sum()) + fixed_s,
         layer_s=tuple(float(t) for t in layer_s),
         compute_bound=tuple(bool(b) for b in compute_s >= memory_s),
-        names=tuple(str(getattr(r, "name", i)) for i, r in enumerate(rows)),
+        names=names,
         overhead_s=fixed_s,
+        cpu_layers=tuple(n for n, (_, _, cpu) in zip(names, timed) if cpu),
     )
 
 
@@ -209,10 +244,13 @@ class Terms:
     overhead: bool = False  # fixed seconds per inference: dispatch, synchronisation, I/O
     dispatch: bool = False  # seconds per layer: an accelerator's per-op launch cost
     classes: tuple[str, ...] = ()  # op classes (OP_CLASSES, not "pointwise") with their own effective peak
+    rejected: tuple[str, ...] = ()  # op classes the delegate leaves to the CPU, splitting the graph there
 
     def __str__(self) -> str:
         parts = (["overhead"] if self.overhead else []) + (["per-layer dispatch"] if self.dispatch else [])
         parts += [f"own peaks for {', '.join(self.classes)}"] if self.classes else []
+        parts += [f"the CPU for what the delegate does not take ({', '.join(self.rejected)} rejected)"] \
+            if self.rejected else []
         return "roofline" + "".join(f" + {p}" for p in parts)
 
 
@@ -270,7 +308,7 @@ def fit_peak(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
 
 def _features(layers: Sequence[LayerLike], terms: Terms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: MACs, bytes and column of the design matrix (0 = the shared peak, then terms.classes)."""
-    timed = [(r, timed_class(r, terms.classes)) for r in layers]
+    timed = zip(layers, row_classes(layers, terms.classes, terms.rejected))
     timed = [(r, c) for r, c in timed if c is not None or getattr(r, "op", "conv") in PAPER_OPS]
     macs = np.array([float(r.macs) for r, _ in timed])
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r, _ in timed])
@@ -296,13 +334,19 @@ class Design:
             extra = ([1.0] if terms.overhead else []) + ([float(len(macs))] if terms.dispatch else [])
             per_model.append(np.concatenate([eq, np.broadcast_to(extra, (len(self.grid), len(extra)))], axis=1))
         self.a = np.stack(per_model, axis=1)  # ridge x model x weight
+        eq = self.a[:, :, :width]
+        #: model x class: the most of a model's roofline time the class carries at any ridge tried
+        self.share = (eq / np.maximum(eq.sum(axis=2, keepdims=True), 1e-300)).max(axis=0)
 
     def fit(self, rows: Sequence[int], measured_s: np.ndarray, shrinkage: float = 0.0) -> tuple[int, np.ndarray, float]:
         """(ridge index, weights, rms ln error) of the best fit to ``rows`` (smallest ridge of equals)."""
-        merge = self._merge(rows)
+        merge, kept = self._merge(rows)
+        classes = (None, *self.terms.classes)
+        # op classes are pulled toward the accelerator's shared peak; the CPU's time is not the accelerator's
+        pulled = [j for j, c in enumerate(kept) if 0 < c < len(classes) and classes[c] != CPU_FALLBACK]
         best = None
         for g in range(len(self.grid)):
-            x, rms = _solve(self.a[g, rows] @ merge, measured_s[rows], shrinkage, merge.shape[1] - self.n_extra)
+            x, rms = _solve(self.a[g, rows] @ merge, measured_s[rows], shrinkage, pulled)
             if best is None or rms < best[2] * (1 - _TIE) - _TIE:
                 best = (g, merge @ x, rms)
         return best
@@ -311,11 +355,19 @@ class Design:
     def n_extra(self) -> int:
         return int(self.terms.overhead) + int(self.terms.dispatch)
 
-    def _merge(self, rows: Sequence[int]) -> np.ndarray:
-        """Columns x kept columns: a class fewer than MIN_MODELS_PER_CLASS of ``rows`` have is timed as its
-        parent (or the shared peak): its weight is theirs, not one fitted to one model's latency."""
+    def _merge(self, rows: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+        """(columns x kept columns, the kept columns): a class fewer than MIN_MODELS_PER_CLASS of ``rows``
+        have (MIN_CLASS_SHARE) is timed as its parent (or the shared peak): its weight is theirs, not one
+        fitted to one model's latency. A model the delegate splits counts toward CPU_FALLBACK alone: an op
+        class only such models have could not be told apart from their time on the CPU (FastViT's 7x7
+        depthwise convs on the phone GPUs)."""
         classes = (None, *self.terms.classes)
-        seen = (self.a[0, rows, : len(classes)] > 0).sum(axis=0)
+        have = self.share[rows] >= MIN_CLASS_SHARE
+        if CPU_FALLBACK in classes:  # a split model's op classes are confounded with its CPU time
+            split = have[:, classes.index(CPU_FALLBACK)].copy()
+            have &= ~split[:, None]
+            have[:, classes.index(CPU_FALLBACK)] = split
+        seen = have.sum(axis=0)
         target = list(range(self.a.shape[2]))
         for c in range(1, len(classes)):
             if seen[c] < MIN_MODELS_PER_CLASS:
@@ -327,7 +379,7 @@ class Design:
         kept = sorted(set(target))
         merge = np.zeros((len(target), len(kept)))
         merge[np.arange(len(target)), [kept.index(t) for t in target]] = 1.0
-        return merge
+        return merge, kept
 
     def predict(self, g: int, x: np.ndarray, rows: Sequence[int]) -> np.ndarray:
         return self.a[g, rows] @ x
@@ -346,25 +398,24 @@ class Design:
         )
 
 
-def _solve(a: np.ndarray, measured_s: np.ndarray, shrinkage: float = 0.0, n_classes: int | None = None,
+def _solve(a: np.ndarray, measured_s: np.ndarray, shrinkage: float = 0.0, pulled: Sequence[int] = (),
            ) -> tuple[np.ndarray, float]:
     """Non-negative least squares on relative error (a x / measured = 1); (x, rms ln error).
 
-    ``shrinkage`` pulls each class's weight (columns 1 .. n_classes - 1) toward the shared peak's
-    (column 0): a deviation costs shrinkage x (the share of a typical model's time the class's column
-    carries x its change)^2, so a class that moves few models' time can differ more."""
+    ``shrinkage`` pulls the weight of each column in ``pulled`` toward the shared peak's (column 0): a
+    deviation costs shrinkage x (the share of a typical model's time the column carries x its
+    change)^2, so a class that moves few models' time can differ more."""
     from scipy.optimize import nnls
 
     scaled = a / measured_s[:, None]
     target = np.ones_like(measured_s)
-    n_classes = a.shape[1] if n_classes is None else n_classes
-    if shrinkage > 0 and n_classes > 1:
+    if shrinkage > 0 and pulled:
         share = scaled.mean(axis=0)
-        penalty = np.zeros((n_classes - 1, a.shape[1]))
-        for c in range(1, n_classes):
-            penalty[c - 1, c], penalty[c - 1, 0] = share[c], -share[c]
+        penalty = np.zeros((len(pulled), a.shape[1]))
+        for row, c in enumerate(pulled):
+            penalty[row, c], penalty[row, 0] = share[c], -share[c]
         scaled = np.vstack([scaled, math.sqrt(shrinkage) * penalty])
-        target = np.concatenate([target, np.zeros(n_classes - 1)])
+        target = np.concatenate([target, np.zeros(len(pulled))])
     x, _ = nnls(scaled, target)
     predicted = a @ x
     if np.any(predicted <= 0):
@@ -542,17 +593,28 @@ def leave_one_out(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[fl
 #: model is a label for that model, not an efficiency the fit can tell apart.
 MIN_MODELS_PER_CLASS = 2
 
+#: ... and has it only where it carries this share of the model's roofline time (at some ridge point).
+#: Below it, only an absurd peak moves the model's time at all, so such rows say nothing of the class's
+#: speed and would let its peak absorb the model's other errors (EfficientViT's one LayerNorm, in its
+#: head, carries 0.007-0.02%: fitted to it the S23 GPU's LayerNorm came out hundreds of times slow, and
+#: ConvNeXt's 37 LayerNorms, held out, 40x over).
+MIN_CLASS_SHARE = 1e-3
+
 #: Shrinkages tried, weakest first: 0 lets every class's peak go its own way, the last ties them all to
 #: the shared peak (the roofline plus overhead and dispatch). Leave-one-out chooses among them.
 SHRINKAGE_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 1e6)
 
 
-def cost_model_terms(models: Sequence[Sequence[LayerLike]]) -> Terms:
+def cost_model_terms(models: Sequence[Sequence[LayerLike]], rejected: Sequence[str] = ()) -> Terms:
     """Every term a cost model may use on these models: a fixed per-inference time, a per-layer
-    dispatch time, and an effective peak for each op class that MIN_MODELS_PER_CLASS of them have."""
-    have = [{op_class(r) for r in layers} for layers in models]
-    classes = tuple(c for c in OP_CLASSES[1:] if sum(c in h for h in have) >= MIN_MODELS_PER_CLASS)
-    return Terms(overhead=True, dispatch=True, classes=classes)
+    dispatch time, and an effective peak for each op class that MIN_MODELS_PER_CLASS of them have,
+    CPU_FALLBACK included where ``rejected`` (op classes the delegate rejects, which never run on the
+    accelerator) splits that many."""
+    have = [{op_class(r) for r in layers} | ({CPU_FALLBACK} if rejected and any(left_to_cpu(layers, rejected)) else set())
+            for layers in models]
+    classes = tuple(c for c in OP_CLASSES[1:]
+                    if c not in rejected and sum(c in h for h in have) >= MIN_MODELS_PER_CLASS)
+    return Terms(overhead=True, dispatch=True, classes=classes, rejected=tuple(rejected))
 
 
 def _loo_rows(design: Design, rows: Sequence[int], measured: np.ndarray, shrinkage: float) -> HeldOut:
@@ -584,12 +646,12 @@ class CostModel:
 
 
 def choose_cost_model(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
-                      ridge_point: float | None) -> CostModel:
+                      ridge_point: float | None, rejected: Sequence[str] = ()) -> CostModel:
     """Every term of ``cost_model_terms``, the shrinkage of the class peaks chosen by leave-one-out."""
     measured = _check(models, measured_s)
     if len(measured) < 3:
         raise ValueError(f"choosing a cost model needs at least three models (got {len(measured)})")
-    terms = cost_model_terms(models)
+    terms = cost_model_terms(models, rejected)
     design = Design(models, terms, [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
     shrinkage, held = _choose_shrinkage(design, list(range(len(measured))), measured)
     return CostModel(terms, shrinkage, held, leave_one_out(models, measured, ridge_point))
@@ -604,7 +666,8 @@ class NestedHeldOut:
 
 
 def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
-                          folds: Sequence[Sequence[int]], ridge_point: float | None) -> NestedHeldOut:
+                          folds: Sequence[Sequence[int]], ridge_point: float | None,
+                          rejected: Sequence[str] = ()) -> NestedHeldOut:
     """Cross-validation around the whole fitting procedure: for each fold, the shrinkage is chosen (by
     leave-one-out on the other models) and the weights fitted on the others alone. Nothing about a
     held-out model, not even how free the class peaks may be, comes from its own latency."""
@@ -612,7 +675,7 @@ def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Seq
     _folds_checked(folds, len(measured))
     if any(len(measured) - len(set(fold)) < 3 for fold in folds):
         raise ValueError("a fold leaves fewer than three models to choose a cost model on")
-    design = Design(models, cost_model_terms(models), [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
+    design = Design(models, cost_model_terms(models, rejected), [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
     predicted, chosen = np.zeros(len(measured)), [0.0] * len(measured)
     for fold in folds:
         held = sorted(set(fold))
@@ -626,11 +689,11 @@ def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Seq
 
 
 def nested_leave_one_out(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
-                         ridge_point: float | None) -> NestedHeldOut:
+                         ridge_point: float | None, rejected: Sequence[str] = ()) -> NestedHeldOut:
     """``nested_cross_validate`` with one model per fold: the figures every estimate carries."""
     if len(models) < 4:
         raise ValueError(f"nested leave-one-out needs at least four models (got {len(models)})")
-    return nested_cross_validate(models, measured_s, [[i] for i in range(len(models))], ridge_point)
+    return nested_cross_validate(models, measured_s, [[i] for i in range(len(models))], ridge_point, rejected)
 
 
 # --------------------------------------------------------------------------- rank correlation

@@ -133,7 +133,9 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
         "dispatch_ms_per_layer": profile.dispatch_s * 1e3,
         "class_peaks": dict(profile.class_peaks),
         "cost_model": str(Terms(overhead=profile.overhead_s > 0, dispatch=profile.dispatch_s > 0,
-                                classes=tuple(c for c, _ in profile.class_peaks))),
+                                classes=tuple(c for c, _ in profile.class_peaks), rejected=profile.delegate_rejects)),
+        # the layers the device's delegate leaves to the CPU: their time is the CPU's, not the accelerator's
+        "cpu_fallback_layers": list(found.cpu_layers),
     }
 
 

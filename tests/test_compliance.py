@@ -97,7 +97,7 @@ def test_compliance_run_writes_verifiable_files_and_ignores_a_stray_audit_config
     assert audited["loadgen"]["overridden_by_audit_config"] is False  # the stray file changed nothing
     assert audited["loadgen"]["timed_postprocessing"] is True and audited["loadgen"]["postprocess_ms_per_sample"] > 0
     # the 1.1 fields MLPerf Mobile's extended result has
-    assert audited["schema_version"] == results.SCHEMA_VERSION == "1.3" and audited["backend"]["vendor"] == "Microsoft"
+    assert audited["schema_version"] == results.SCHEMA_VERSION == "1.4" and audited["backend"]["vendor"] == "Microsoft"
     assert audited["loadgen"]["test"]["duration_s"] > 0 and audited["loadgen"]["test"]["started"] > audited["created"][:10]
     assert audited["latency"]["qps_with_loadgen_overhead"] > 0 and audited["batch"] == 1
     assert set(audited["system"]["device"]) == {"manufacturer", "model", "soc"}

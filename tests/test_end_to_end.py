@@ -91,6 +91,7 @@ def test_missing_device_still_prepares_stands_in_and_estimates(run_cli, tmp_path
     assert result["estimate"]["typical_error_pct"] > 0 and result["estimate"]["cost_model"].startswith("roofline + ")
     # the Pixel 8 EdgeTPU profile has a per-layer dispatch time and a peak of its own for 7x7 depthwise convs
     assert result["estimate"]["dispatch_ms_per_layer"] > 0 and "large_depthwise" in result["estimate"]["class_peaks"]
+    assert result["estimate"]["cpu_fallback_layers"] == []  # its delegate takes every op the model has
     assert f"±{result['estimate']['typical_error_pct']:.0f}% (estimated, pixel8_edgetpu)" in run.stdout
 
 

@@ -99,7 +99,7 @@ def test_crash_while_writing_keeps_the_old_file_whole(tmp_path):
 
 def test_schema_ships_with_the_package():
     schema = results.schema()
-    assert schema["properties"]["schema_version"]["enum"] == ["1.0", "1.1", "1.2", results.SCHEMA_VERSION] == ["1.0", "1.1", "1.2", "1.3"]
+    assert schema["properties"]["schema_version"]["enum"] == ["1.0", "1.1", "1.2", "1.3", results.SCHEMA_VERSION] == ["1.0", "1.1", "1.2", "1.3", "1.4"]
     assert json.dumps(schema)
 
 

@@ -270,3 +270,71 @@ def test_nested_leave_one_out_validates_the_choice_too():
     assert nested.held_out.max_abs_pct_error < 1e-2 and nested.held_out.spearman == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least four"):
         roofline.nested_leave_one_out(models[:3], measured[:3], 40.0)
+
+
+def _row(name: str, op: str = "conv", macs: float = 1e6) -> Layer:
+    return Layer(name, macs=macs, weight_bytes=1e3, activation_bytes=1e3, op=op, kernel=3)
+
+
+def test_a_rejected_op_splits_the_graph_and_only_the_largest_piece_stays_on_the_accelerator():
+    layers = [_row("a"), _row("m1", "mdwconv"), _row("b1"), _row("b2"), _row("b3"), _row("m2", "mdwconv"), _row("c")]
+    on_cpu = roofline.left_to_cpu(layers, ("multiplier",))
+    assert [r.name for r, cpu in zip(layers, on_cpu) if not cpu] == ["b1", "b2", "b3"]
+    assert roofline.left_to_cpu(layers, ()) == [False] * 7 == roofline.left_to_cpu(layers, ("attention",))
+    assert roofline.left_to_cpu([_row("m", "mdwconv")], ("multiplier",)) == [True]  # nothing is delegated
+    assert roofline.row_classes(layers, ("cpu_fallback",), ("multiplier",)) == \
+        ["cpu_fallback"] * 2 + [None] * 3 + ["cpu_fallback"] * 2
+    # without a peak of its own a fallback row is timed as its op's class: one split model fits no CPU speed
+    assert roofline.row_classes(layers, ("multiplier",), ("multiplier",))[1] == "multiplier"
+
+
+def test_an_estimate_times_what_the_delegate_leaves_to_the_cpu_at_the_cpu_peak_and_names_it():
+    layers = [_row("a"), _row("m", "mdwconv"), _row("b1"), _row("b2")]
+    gpu = DeviceProfile("g", "g", "gpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
+                        class_peaks=(("cpu_fallback", GIGA / 10),), delegate_rejects=("multiplier",))
+    est = roofline.estimate(layers, gpu)
+    assert est.cpu_layers == ("a", "m") and est.total_s == pytest.approx(2 * 10e-3 + 2 * 1e-3)
+    everything_delegated = DeviceProfile("g", "g", "gpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
+                                         class_peaks=(("cpu_fallback", GIGA / 10),))
+    assert roofline.estimate(layers, everything_delegated).cpu_layers == ()
+
+
+def _split_by_a_rejected_op(n: int, seed: int, cpu_slowdown: float = 8.0, ridge: float = 40.0, peak: float = 2e11):
+    """Synthetic models, every third with a channel-multiplier conv after its first four layers: the
+    device runs what its delegate leaves to the CPU ``cpu_slowdown`` times slower."""
+    models = synthetic_models(n, seed=seed)
+    for i, layers in enumerate(models):
+        if i % 3 == 0:
+            layers.insert(4, Layer(f"m{i}", macs=1e6, weight_bytes=1e3, activation_bytes=1e3, op="mdwconv", kernel=7))
+    measured = []
+    for layers in models:
+        on_cpu = roofline.left_to_cpu(layers, ("multiplier",))
+        measured.append(sum(max(r.macs, ridge * r.bytes) / peak * (cpu_slowdown if cpu else 1)
+                            for r, cpu in zip(layers, on_cpu)))
+    return models, measured
+
+
+def test_the_cpu_fallback_speed_is_fitted_apart_and_never_pulled_toward_the_accelerators():
+    models, measured = _split_by_a_rejected_op(12, seed=10)
+    terms = roofline.cost_model_terms(models, ("multiplier",))
+    assert "cpu_fallback" in terms.classes and "multiplier" not in terms.classes  # it never runs on the accelerator
+    for shrinkage in (0.0, 1e6):  # the pull ties op classes together, not the CPU to the accelerator
+        fit = roofline.fit_terms(models, measured, terms, 40.0, shrinkage=shrinkage)
+        assert dict(fit.class_peaks)["cpu_fallback"] == pytest.approx(2e11 / 8, rel=1e-3)
+    nested = roofline.nested_leave_one_out(models, measured, 40.0, ("multiplier",))
+    assert nested.held_out.max_abs_pct_error < 1e-2
+    # a cost model that knows no delegate can only make the multiplier conv a label for the slow models
+    blind = roofline.nested_leave_one_out(models, measured, 40.0)
+    assert blind.held_out.max_abs_pct_error > 5
+
+
+def test_an_op_class_only_split_models_have_is_not_fitted_apart_from_their_cpu_time():
+    """FastViT's 7x7 depthwise convs on a phone GPU: every model that has them is also split by the
+    delegate, so a slow 7x7 class and a slow CPU would fit them equally; the class gets no peak of its own."""
+    models, measured = _split_by_a_rejected_op(12, seed=11)
+    for i in range(0, 12, 3):
+        models[i].append(Layer(f"dw7_{i}", macs=5e6, weight_bytes=1e3, activation_bytes=1e3, op="dwconv", kernel=7))
+    terms = roofline.cost_model_terms(models, ("multiplier",))
+    assert "large_depthwise" in terms.classes
+    merge, kept = roofline.Design(models, terms, [40.0])._merge(list(range(12)))
+    assert 1 + terms.classes.index("large_depthwise") not in kept and 1 + terms.classes.index("cpu_fallback") in kept
