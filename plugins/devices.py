@@ -153,12 +153,12 @@ FITS: dict[str, DeviceFit] = {
     'pixel6_cpu': DeviceFit(
         'pixel6_cpu', ridge_point=31.2, ridge_from='published', peak_macs_per_s=1.2e+11, rms_log_error=0.062,
         held_out_spearman=0.993, held_out_median_ape=5.8, held_out_max_ape=17.4,
-        dispatch_s=8.613e-07,
+        dispatch_s=8.819e-07,
         class_peaks=(
-            ('dense', 1.492e+11), ('depthwise', 1.02e+11), ('large_depthwise', 1.231e+09), ('multiplier', 1e+15),
-            ('attention', 2.145e+10), ('gelu', 4.544e+11),
+            ('dense', 1.495e+11), ('depthwise', 1.021e+11), ('large_depthwise', 1.231e+09), ('multiplier', 1e+15),
+            ('attention', 2.145e+10), ('gelu', 4.48e+11),
         ),
-        shrinkage=0.0, folds_choosing_shrinkage=10,
+        shrinkage=0.0, folds_choosing_shrinkage=9,
         plain_held_out_spearman=0.917, plain_held_out_median_ape=64.8,
         rows=(
             ('MobileNet-V2-0.5x', 2.4), ('MobileNet-V3L-0.5x', 2.4), ('MobileOne-S0', 4.2), ('MobileNet-V2', 5.0),
@@ -177,7 +177,7 @@ FITS: dict[str, DeviceFit] = {
             ('grouped', 2.415e+09), ('attention', 2.522e+10), ('gelu', 1e+15), ('hardswish', 5.897e+11),
             ('layernorm', 1.684e+11),
         ),
-        shrinkage=0.0, folds_choosing_shrinkage=12,
+        shrinkage=0.0, folds_choosing_shrinkage=13,
         plain_held_out_spearman=0.853, plain_held_out_median_ape=76.1,
         rows=(
             ('MobileNet-V2-0.5x', 1.8), ('MobileNet-V3L-0.5x', 2.0), ('MobileOne-S0', 3.3), ('MobileNet-V2', 4.1),
@@ -206,15 +206,15 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     'pixel8_edgetpu': DeviceFit(
-        'pixel8_edgetpu', ridge_point=433.8, ridge_from='published', peak_macs_per_s=2.003e+13, rms_log_error=0.089,
-        held_out_spearman=0.952, held_out_median_ape=5.1, held_out_max_ape=27.4,
-        overhead_s=0.0003656,
-        dispatch_s=3.419e-06,
+        'pixel8_edgetpu', ridge_point=433.8, ridge_from='published', peak_macs_per_s=2.349e+13, rms_log_error=0.092,
+        held_out_spearman=0.957, held_out_median_ape=5.2, held_out_max_ape=27.4,
+        overhead_s=0.0003131,
+        dispatch_s=4.487e-06,
         class_peaks=(
-            ('dense', 1.192e+13), ('depthwise', 6.3e+13), ('large_depthwise', 4.632e+12), ('multiplier', 1.526e+12),
-            ('attention', 2.078e+12), ('gelu', 4.184e+13),
+            ('dense', 1.593e+13), ('depthwise', 2.915e+13), ('large_depthwise', 5.285e+12),
+            ('multiplier', 1.646e+12), ('attention', 5.125e+12), ('gelu', 1.992e+13),
         ),
-        shrinkage=1.0, folds_choosing_shrinkage=7,
+        shrinkage=10.0, folds_choosing_shrinkage=10,
         plain_held_out_spearman=0.901, plain_held_out_median_ape=27.0,
         rows=(
             ('MobileNet-V2-0.5x', 0.7), ('MobileNet-V3L-0.5x', 0.8), ('MobileOne-S0', 0.7), ('MobileNet-V2', 0.7),
@@ -227,7 +227,7 @@ FITS: dict[str, DeviceFit] = {
     ),
     'pixel7_gpu': DeviceFit(
         'pixel7_gpu', ridge_point=54.1, ridge_from='fitted', peak_macs_per_s=2.894e+11, rms_log_error=0.131,
-        held_out_spearman=0.961, held_out_median_ape=8.8, held_out_max_ape=41.0,
+        held_out_spearman=0.961, held_out_median_ape=9.2, held_out_max_ape=41.0,
         overhead_s=0.006542,
         class_peaks=(
             ('dense', 2.894e+11), ('depthwise', 2.894e+11), ('large_depthwise', 2.894e+11), ('attention', 2.894e+11),
@@ -245,16 +245,16 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     's23_gpu': DeviceFit(
-        's23_gpu', ridge_point=46.2, ridge_from='fitted', peak_macs_per_s=6.635e+11, rms_log_error=0.086,
-        held_out_spearman=0.982, held_out_median_ape=13.0, held_out_max_ape=27.6,
-        overhead_s=0.0003397,
-        dispatch_s=1.126e-05,
+        's23_gpu', ridge_point=33.8, ridge_from='fitted', peak_macs_per_s=7.807e+11, rms_log_error=0.103,
+        held_out_spearman=0.988, held_out_median_ape=9.2, held_out_max_ape=24.5,
+        overhead_s=2.803e-05,
+        dispatch_s=2.141e-05,
         class_peaks=(
-            ('dense', 3.543e+11), ('depthwise', 1e+15), ('large_depthwise', 1e+15), ('grouped', 5.74e+12),
-            ('attention', 1.125e+11), ('gelu', 1.461e+13), ('hardswish', 1e+15), ('layernorm', 6.635e+11),
-            ('cpu_fallback', 6.74e+10),
+            ('dense', 7.807e+11), ('depthwise', 7.807e+11), ('large_depthwise', 7.807e+11), ('grouped', 7.806e+11),
+            ('attention', 7.807e+11), ('gelu', 7.808e+11), ('hardswish', 7.807e+11), ('layernorm', 7.807e+11),
+            ('cpu_fallback', 5.084e+10),
         ),
-        shrinkage=0.1, folds_choosing_shrinkage=2,
+        shrinkage=1000000.0, folds_choosing_shrinkage=21,
         plain_held_out_spearman=0.775, plain_held_out_median_ape=73.3,
         rows=(
             ('MobileNet-V2-0.5x', 1.9), ('MobileNet-V3L-0.5x', 2.1), ('MobileOne-S0', 1.7), ('MobileNet-V2', 2.5),

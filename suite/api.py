@@ -415,7 +415,8 @@ class DeviceProfile:
     held_out_spearman: float | None = None
     #: fixed time per inference on top of the layers' roofline time (dispatch, synchronisation)
     overhead_s: float = 0.0
-    #: time per layer (an accelerator's per-op launch cost)
+    #: time per launched layer (conv, linear, attention: an accelerator's per-op launch cost; element-wise
+    #: ops are fused into the layer before them)
     dispatch_s: float = 0.0
     #: (op class, effective peak MACs/s) for classes the device runs at their own speed (depthwise,
     #: attention, ...; roofline.OP_CLASSES); the others run at ``peak_macs_per_s``, a class without its

@@ -96,6 +96,12 @@ def op_class(row: LayerLike) -> str:
     return op  # attention and the element-wise ops
 
 
+def launched(row: LayerLike) -> bool:
+    """Whether a row is a kernel launch of its own, paying the per-layer dispatch time: runtimes fuse
+    element-wise ops (activations, norms) into the layer before them."""
+    return getattr(row, "op", "conv") in PAPER_OPS
+
+
 def timed_class(row: LayerLike, classes) -> str | None:
     """The class of ``classes`` (those with their own peak) a row is timed as; None: the shared peak."""
     c = op_class(row)
@@ -202,7 +208,8 @@ def estimate(layers: Sequence[LayerLike], profile: DeviceProfile) -> Estimate:
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r, _, _ in timed])
     compute_s = macs / peak
     memory_s = moved / bandwidth
-    layer_s = np.maximum(compute_s, memory_s) * slowdown + profile.dispatch_s
+    launches = np.array([launched(r) for r, _, _ in timed], dtype=bool)
+    layer_s = np.maximum(compute_s, memory_s) * slowdown + profile.dispatch_s * launches
     fixed_s = profile.overhead_s
     names = tuple(str(getattr(r, "name", i)) for i, (r, _, _) in enumerate(timed))
     return Estimate(
@@ -242,7 +249,7 @@ class Terms:
     each class's peak may stray from the shared one is the fit's shrinkage, chosen on held-out models."""
 
     overhead: bool = False  # fixed seconds per inference: dispatch, synchronisation, I/O
-    dispatch: bool = False  # seconds per layer: an accelerator's per-op launch cost
+    dispatch: bool = False  # seconds per launched layer (conv, linear, attention): an accelerator's per-op cost
     classes: tuple[str, ...] = ()  # op classes (OP_CLASSES, not "pointwise") with their own effective peak
     rejected: tuple[str, ...] = ()  # op classes the delegate leaves to the CPU, splitting the graph there
 
@@ -306,20 +313,21 @@ def fit_peak(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
 
 
 
-def _features(layers: Sequence[LayerLike], terms: Terms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: MACs, bytes and column of the design matrix (0 = the shared peak, then terms.classes)."""
+def _features(layers: Sequence[LayerLike], terms: Terms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: MACs, bytes, column of the design matrix (0 = the shared peak, then terms.classes) and
+    whether it is launched (pays the per-layer dispatch time)."""
     timed = zip(layers, row_classes(layers, terms.classes, terms.rejected))
     timed = [(r, c) for r, c in timed if c is not None or getattr(r, "op", "conv") in PAPER_OPS]
     macs = np.array([float(r.macs) for r, _ in timed])
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r, _ in timed])
     column = np.array([0 if c is None else 1 + terms.classes.index(c) for _, c in timed], dtype=int)
-    return macs, moved, column
+    return macs, moved, column, np.array([launched(r) for r, _ in timed], dtype=bool)
 
 
 class Design:
     """Every model's row of the design matrix - [shared MAC-eq, per-class MAC-eq..., 1 per inference,
-    layer count] - at every ridge of a grid, for one set of terms. Built once, then sliced by row, so
-    cross-validation and the choice of shrinkage refit without recounting a layer."""
+    launched layers] - at every ridge of a grid, for one set of terms. Built once, then sliced by row,
+    so cross-validation and the choice of shrinkage refit without recounting a layer."""
 
     def __init__(self, models: Sequence[Sequence[LayerLike]], terms: Terms, grid: Sequence[float]):
         self.terms = terms
@@ -327,11 +335,11 @@ class Design:
         width = 1 + len(terms.classes)
         per_model = []
         for layers in models:
-            macs, moved, column = _features(layers, terms)
+            macs, moved, column, launches = _features(layers, terms)
             one_hot = np.zeros((len(macs), width))
             one_hot[np.arange(len(macs)), column] = 1.0
             eq = np.maximum(macs[None, :], self.grid[:, None] * moved[None, :]) @ one_hot  # ridge x class
-            extra = ([1.0] if terms.overhead else []) + ([float(len(macs))] if terms.dispatch else [])
+            extra = ([1.0] if terms.overhead else []) + ([float(launches.sum())] if terms.dispatch else [])
             per_model.append(np.concatenate([eq, np.broadcast_to(extra, (len(self.grid), len(extra)))], axis=1))
         self.a = np.stack(per_model, axis=1)  # ridge x model x weight
         eq = self.a[:, :, :width]
@@ -457,9 +465,9 @@ def fit_with_overhead(models: Sequence[Sequence[LayerLike]], measured_s: Sequenc
 
 def predict(layers: Sequence[LayerLike], fit: Fit) -> float:
     """Seconds ``fit`` gives one model (what ``estimate`` gives with a profile made from it)."""
-    macs, moved, column = _features(layers, fit.terms)
+    macs, moved, column, launches = _features(layers, fit.terms)
     peaks = np.array([fit.peak_macs_per_s, *(p for _, p in fit.class_peaks)])
-    layer_s = np.maximum(macs, fit.ridge_point * moved) / peaks[column] + fit.dispatch_s
+    layer_s = np.maximum(macs, fit.ridge_point * moved) / peaks[column] + fit.dispatch_s * launches
     return float(layer_s.sum()) + fit.overhead_s
 
 
@@ -610,8 +618,8 @@ def cost_model_terms(models: Sequence[Sequence[LayerLike]], rejected: Sequence[s
     dispatch time, and an effective peak for each op class that MIN_MODELS_PER_CLASS of them have,
     CPU_FALLBACK included where ``rejected`` (op classes the delegate rejects, which never run on the
     accelerator) splits that many."""
-    have = [{op_class(r) for r in layers} | ({CPU_FALLBACK} if rejected and any(left_to_cpu(layers, rejected)) else set())
-            for layers in models]
+    split = [bool(rejected) and any(left_to_cpu(layers, rejected)) for layers in models]
+    have = [{op_class(r) for r in layers} | ({CPU_FALLBACK} if s else set()) for layers, s in zip(models, split)]
     classes = tuple(c for c in OP_CLASSES[1:]
                     if c not in rejected and sum(c in h for h in have) >= MIN_MODELS_PER_CLASS)
     return Terms(overhead=True, dispatch=True, classes=classes, rejected=tuple(rejected))
@@ -675,7 +683,8 @@ def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Seq
     _folds_checked(folds, len(measured))
     if any(len(measured) - len(set(fold)) < 3 for fold in folds):
         raise ValueError("a fold leaves fewer than three models to choose a cost model on")
-    design = Design(models, cost_model_terms(models, rejected), [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
+    grid = [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID
+    design = Design(models, cost_model_terms(models, rejected), grid)
     predicted, chosen = np.zeros(len(measured)), [0.0] * len(measured)
     for fold in folds:
         held = sorted(set(fold))

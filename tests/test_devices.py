@@ -98,8 +98,8 @@ def _stored_rows(device):
 #: Nested leave-one-out Spearman (estimate vs Table 6) the stored fits reached; the issue asks for 0.97 on
 #: every device. Below it: Hexagon (13 rows; MNv4 runs faster there than any op class explains), the
 #: EdgeTPU (latencies printed to 0.1 ms, 0.7-4.3 ms, with six ties), the Pixel 7 GPU and the ANE.
-NESTED_SPEARMAN = {"pixel6_cpu": 0.993, "s23_cpu": 0.977, "pixel4_hexagon": 0.902, "pixel8_edgetpu": 0.952,
-                   "pixel7_gpu": 0.961, "s23_gpu": 0.982, "iphone13_ane": 0.968}
+NESTED_SPEARMAN = {"pixel6_cpu": 0.993, "s23_cpu": 0.977, "pixel4_hexagon": 0.902, "pixel8_edgetpu": 0.957,
+                   "pixel7_gpu": 0.961, "s23_gpu": 0.988, "iphone13_ane": 0.968}
 
 
 @pytest.mark.parametrize("device", list(devices.TARGETS))
@@ -135,7 +135,8 @@ def test_held_out_error_does_not_hinge_on_which_models_are_held_out_together(dev
     for seed, k in ((11, 5), (12, 3)):
         order = np.random.default_rng(seed).permutation(len(measured))
         folds = [[int(i) for i in order[j::k]] for j in range(k)]
-        held = roofline.nested_cross_validate(models, measured, folds, ridge, devices.TARGETS[device].delegate_rejects).held_out
+        rejected = devices.TARGETS[device].delegate_rejects
+        held = roofline.nested_cross_validate(models, measured, folds, ridge, rejected).held_out
         assert held.median_abs_pct_error <= max(20.0, 1.6 * fitted.held_out_median_ape), (seed, k)
         assert held.spearman >= 0.9, (seed, k)
 

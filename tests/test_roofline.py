@@ -338,3 +338,18 @@ def test_an_op_class_only_split_models_have_is_not_fitted_apart_from_their_cpu_t
     assert "large_depthwise" in terms.classes
     merge, kept = roofline.Design(models, terms, [40.0])._merge(list(range(12)))
     assert 1 + terms.classes.index("large_depthwise") not in kept and 1 + terms.classes.index("cpu_fallback") in kept
+
+
+def test_the_per_layer_dispatch_time_is_paid_by_launched_layers_not_by_fused_element_wise_ops():
+    conv, gelu = _row("conv"), Layer("act", macs=0, weight_bytes=0, activation_bytes=1e5, op="gelu")
+    assert roofline.launched(conv) and not roofline.launched(gelu)
+    profile = DeviceProfile("d", "d", "gpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA, dispatch_s=1e-3,
+                            class_peaks=(("gelu", GIGA),))
+    est = roofline.estimate([conv, gelu], profile)
+    assert est.total_s == pytest.approx(1e-3 + 1e-3 + 1e-4)  # conv's compute, one dispatch, GELU's bytes
+    models = [[_row(f"c{i}{j}", macs=1e6 * (1 + i)) for j in range(2 + i)] + [gelu] * i for i in range(6)]
+    measured = [sum(r.macs for r in m) / GIGA + 1e-3 * sum(roofline.launched(r) for r in m) for m in models]
+    fit = roofline.fit_terms(models, measured, roofline.Terms(dispatch=True, classes=("gelu",)), ridge_point=1.0)
+    assert fit.dispatch_s == pytest.approx(1e-3, rel=1e-6)
+    assert roofline.predict(models[5], fit) == pytest.approx(measured[5])
+    assert dict(fit.class_peaks)["gelu"] == pytest.approx(roofline.FREE_PEAK)  # fused: its bytes cost nothing here
