@@ -301,16 +301,16 @@ def _profile(target: Target, fitted: DeviceFit) -> DeviceProfile:
         ),
         notes=(
             f"{target.precision}, {BYTES_PER_ELEMENT[target.precision]} byte(s) per element. "
-            f"ridge point {p['ridge_point']}; peak {p['peak_macs_per_s']} (rms ln error {fitted.rms_log_error:.3f}); "
+            + (f"ridge point {p['ridge_point']}; " if fitted.ridge_from == "published" else
+               "ridge point fitted with the peak (grid search); ")
+            + f"peak {p['peak_macs_per_s']} (rms ln error {fitted.rms_log_error:.3f}); "
             f"bandwidth {p['bandwidth_bytes_per_s']}"
-            + f"; cost model {fitted.terms}, each class's peak pulled toward the shared one with shrinkage "
+            + f"; cost model {fitted.terms}, each op class's peak pulled toward the shared one with shrinkage "
             f"{fitted.shrinkage:g} (chosen by leave-one-out)"
             + "".join(f"; {c} at {roofline.peak_text(p)}" for c, p in fitted.class_peaks)
             + (f"; {fitted.overhead_s * 1e3:.3g} ms per inference" if fitted.overhead_s else "")
-            + (f"; {fitted.dispatch_s * 1e6:.3g} us per layer" if fitted.dispatch_s else "")
+            + (f"; {fitted.dispatch_s * 1e6:.3g} us per launched layer" if fitted.dispatch_s else "")
             + (f"; does not run {', '.join(target.unsupported_ops)} (Table 6: Failed)" if target.unsupported_ops else "")
-            + (f"; its delegate leaves {', '.join(target.delegate_rejects)} ops, and all but the largest run of "
-               "the ops it takes, to the CPU (cpu_fallback)" if target.delegate_rejects else "")
             + f". Held out (nested leave-one-out): median error {fitted.held_out_median_ape}%, max "
             f"{fitted.held_out_max_ape}%, Spearman {fitted.held_out_spearman}; the paper's plain roofline: median "
             f"{fitted.plain_held_out_median_ape}%, Spearman {fitted.plain_held_out_spearman}"

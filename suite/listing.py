@@ -49,7 +49,7 @@ def devices_table(registry: Registry) -> str:
         """How far off an estimate typically is, from models left out of the fit (leave-one-out)."""
         if d.typical_error_pct is None:
             return "-"
-        return f"±{d.typical_error_pct:.0f}% median, Spearman {d.held_out_spearman:.2f}"
+        return f"±{d.typical_error_pct:.0f}% median, Spearman {d.held_out_spearman:.3f}"
 
     rows = [[d.id, d.kind, d.name, d.ridge_point if d.ridge_point is not None else "-", held_out(d), d.source]
             for d in registry.devices]

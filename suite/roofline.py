@@ -255,8 +255,9 @@ class Terms:
 
     def __str__(self) -> str:
         parts = (["overhead"] if self.overhead else []) + (["per-layer dispatch"] if self.dispatch else [])
-        parts += [f"own peaks for {', '.join(self.classes)}"] if self.classes else []
-        parts += [f"the CPU for what the delegate does not take ({', '.join(self.rejected)} rejected)"] \
+        op_classes = [c for c in self.classes if c != CPU_FALLBACK]
+        parts += [f"own peaks for {', '.join(op_classes)}"] if op_classes else []
+        parts += [f"a CPU peak for what the delegate does not take ({', '.join(self.rejected)} rejected)"] \
             if self.rejected else []
         return "roofline" + "".join(f" + {p}" for p in parts)
 
