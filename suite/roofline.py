@@ -605,8 +605,8 @@ MIN_MODELS_PER_CLASS = 2
 #: ... and has it only where it carries this share of the model's roofline time (at some ridge point).
 #: Below it, only an absurd peak moves the model's time at all, so such rows say nothing of the class's
 #: speed and would let its peak absorb the model's other errors (EfficientViT's one LayerNorm, in its
-#: head, carries 0.007-0.02%: fitted to it the S23 GPU's LayerNorm came out hundreds of times slow, and
-#: ConvNeXt's 37 LayerNorms, held out, 40x over).
+#: head, carries 0.007-0.02%: with ConvNeXt and two EfficientViTs held out of the S23 CPU's rows, a
+#: LayerNorm peak fitted to the third predicted ConvNeXt's 37 LayerNorms 58x over).
 MIN_CLASS_SHARE = 1e-3
 
 #: Shrinkages tried, weakest first: 0 lets every class's peak go its own way, the last ties them all to

@@ -126,7 +126,8 @@ def test_held_out_figures_are_recomputed_by_nested_leave_one_out(device):
 @pytest.mark.parametrize("device", list(devices.TARGETS))
 def test_held_out_error_does_not_hinge_on_which_models_are_held_out_together(device):
     """Random 5- and 3-fold partitions (folds of the test's choosing), the whole procedure nested in
-    each, give errors like leave-one-out's."""
+    each, give errors like leave-one-out's, the phone GPUs' included now that their FastViT slowness
+    has a cause (the delegate's CPU fallback) that holds across folds."""
     pytest.importorskip("torch")
     import numpy as np
 
@@ -139,6 +140,9 @@ def test_held_out_error_does_not_hinge_on_which_models_are_held_out_together(dev
         held = roofline.nested_cross_validate(models, measured, folds, ridge, rejected).held_out
         assert held.median_abs_pct_error <= max(20.0, 1.6 * fitted.held_out_median_ape), (seed, k)
         assert held.spearman >= 0.9, (seed, k)
+        # no model predicted from a class its fold's training rows could not pin down (before a class
+        # needed a measurable share, EfficientViT's one LayerNorm set ConvNeXt's: 58x over, S23 CPU)
+        assert held.max_abs_pct_error <= max(200.0, 2 * fitted.held_out_max_ape), (seed, k)
 
 
 def test_list_devices_shows_the_held_out_error(suite_env):
