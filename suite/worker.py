@@ -173,7 +173,10 @@ def execute(job: Job) -> dict[str, Any]:
         try:
             profile = registry.devices.get(backend_spec.hardware)
             estimate = roofline_estimate(model, backend_spec.precision, profile)
-            say(f"latency estimated, not measured: {estimate_text(estimate)} on {profile.name} (roofline)")
+            on_cpu = estimate["cpu_fallback_layers"]
+            fallback = (f"; {len(on_cpu)} layer(s) timed on the CPU: the delegate rejects "
+                        f"{', '.join(profile.delegate_rejects)} and takes one piece of the graph") if on_cpu else ""
+            say(f"latency estimated, not measured: {estimate_text(estimate)} on {profile.name} (roofline{fallback})")
         except (ValueError, UserError) as exc:  # unknown profile, or one without peak and bandwidth
             say(f"no latency estimate: {exc}")
 
