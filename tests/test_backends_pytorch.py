@@ -198,6 +198,31 @@ def test_an_ill_conditioned_check_input_is_judged_against_float64_arithmetic(mon
     assert details["fold_check_float64_error"] <= 2 * details["fold_check_module_float64_error"] + 0.02
 
 
+def test_bf16_is_judged_by_what_bf16_can_do_and_a_broken_bf16_model_is_still_refused():
+    """Trained-like Conv-S in bf16 is 11% of its largest logit off fp32, past any fixed tolerance, but no
+    further from float64 than the unmodified module computing in bf16: accepted. The same model with
+    one conv's weights negated is refused."""
+    from mnv4suite.models import prepare_model
+    from mnv4suite.reference_models.probe_weights import trained_like
+    from mnv4suite.registry import get_registry
+
+    spec = get_registry().models.get("mnv4-conv-s")
+    model = prepare_model(spec)
+    trained_like(model.module, spec.resolution, seed=0)
+    artifact = SPECS["pytorch-cpu-bf16"].create().prepare(model, ArtifactCache(None))
+    details = artifact.details
+    assert details["bf16_check_max_abs_diff"] > backend.BF16_RTOL * max(1.0, details["bf16_check_max_abs_logit"])
+    assert details["bf16_check_float64_error"] <= 2 * details["bf16_check_module_float64_error"] + 0.05
+    broken, _ = backend.optimize_for_inference(model.module)
+    with torch.no_grad():
+        convs = [p for p in broken.parameters() if p.ndim == 4]
+        convs[len(convs) // 2].mul_(-1)
+    session = backend.TorchSession(broken.to(torch.bfloat16), channels_last=True, dtype=torch.bfloat16)
+    with pytest.raises(RuntimeError, match="the module itself in bfloat16 is"):
+        backend.check_against_reference(model, session, "the broken model", rtol=backend.BF16_RTOL,
+                                        precision=torch.bfloat16)
+
+
 def test_the_check_input_is_photo_like_for_image_models():
     x = backend.check_input_of_shape((1, 3, 64, 64))
     assert x.shape == (1, 3, 64, 64) and x.dtype == np.float32
