@@ -44,8 +44,15 @@ class Requirement:
     def missing(self) -> str | None:
         # find_spec on a top-level name locates the package without executing it.
         if importlib.util.find_spec(self.module) is None:
-            return f"Python package '{self.module}' is not installed ({self.install})"
+            return _not_installed([self.module], self.install)
         return None
+
+
+def _not_installed(modules: Sequence[str], install: str) -> str:
+    names = [f"'{m}'" for m in modules]
+    if len(names) == 1:
+        return f"Python package {names[0]} is not installed ({install})"
+    return f"Python packages {', '.join(names[:-1])} and {names[-1]} are not installed ({install})"
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,12 @@ def merge_installs(reasons: Iterable[str]) -> list[str]:
 
 
 def check_requirements(requirements: Iterable[Requirement]) -> Availability:
-    reasons = [r for r in (req.missing() for req in requirements) if r]
+    """Every missing requirement, those one install command brings named together with it once."""
+    missing: dict[str, list[str]] = {}
+    for req in requirements:
+        if req.missing():
+            missing.setdefault(req.install, []).append(req.module)
+    reasons = [_not_installed(modules, install) for install, modules in missing.items()]
     return Availability.missing(*reasons) if reasons else Availability.ok()
 
 

@@ -205,8 +205,12 @@ def _run(config, registry, executor, resume) -> int:
 
     started = time.perf_counter()
     plan = runner.plan(config, registry, executor.lab if executor else None, resume=resume)
+    skipped: dict[str, list[str]] = {}  # one note per reason, naming every backend it stops
     for backend_id, found in plan.skipped_backends.items():
-        print(f"note: skipping backend {backend_id}: {found.explain()}", file=sys.stderr)
+        skipped.setdefault(found.explain(), []).append(backend_id)
+    for why, backend_ids in skipped.items():
+        print(f"note: skipping backend{'s' if len(backend_ids) > 1 else ''} {', '.join(backend_ids)}: {why}",
+              file=sys.stderr)
     for (model_id, backend_id), why in plan.skipped_pairs.items():
         print(f"note: skipping {model_id} on {backend_id}: {why}", file=sys.stderr)
     for note in plan.notes:

@@ -64,6 +64,15 @@ def test_missing_requirement_explains_the_fix():
     assert "no_such_runtime_pkg" in found.explain() and "pip install no-such-runtime" in found.explain()
 
 
+def test_packages_one_install_brings_are_named_together_with_it_once():
+    from mnv4suite.api import check_requirements
+
+    found = check_requirements([Requirement("no_such_a", "pip install ab"), Requirement("no_such_b", "pip install ab"),
+                                Requirement("no_such_c", "pip install c"), Requirement("numpy", "pip install ab")])
+    assert found.reasons == ("Python packages 'no_such_a' and 'no_such_b' are not installed (pip install ab)",
+                             "Python package 'no_such_c' is not installed (pip install c)")
+
+
 def test_probe_hook_runs_after_requirements():
     spec = BackendSpec(id="x", framework="x", delegate="tpu", precision="int8", hardware="h", implementation="x:Y",
                        probe_hook=lambda: Availability.missing("no device node /dev/apex_0"))
