@@ -68,7 +68,7 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     for op_class, peak in fit.class_peaks:
         print(f"   {op_class + ' peak':<22} {roofline.peak_text(peak)}")
     print(f"   overhead               {fit.overhead_s * 1e3:.3f} ms/inference")
-    print(f"   dispatch               {fit.dispatch_s * 1e6:.2f} us/layer")
+    print(f"   dispatch               {fit.dispatch_s * 1e6:.2f} us per launched layer (conv, linear, attention)")
     print(f"   held out (the shrinkage{', ridge' if ridge is None else ''} and every weight refitted without the "
           "held-out rows):")
     print(f"     {'cost model':<44} {'Spearman':>8} {'median':>7} {'max':>7}")

@@ -86,8 +86,8 @@ class DeviceFit:
     peak_macs_per_s: float  # fitted: the effective peak, not a datasheet figure
     rows: tuple[tuple[str, float], ...]  # the Table 6 (model, median ms) it was fitted to
     rms_log_error: float  # of the fit: rms of ln(estimate / measured)
-    #: nested leave-one-out: each row predicted by a cost model whose terms were chosen, and whose weights
-    #: (and ridge, where it is fitted) were fitted, on the other rows alone
+    #: nested leave-one-out: each row predicted by a cost model whose shrinkage was chosen, and whose
+    #: weights (and ridge, where it is fitted) were fitted, on the other rows alone
     held_out_spearman: float | None = None
     held_out_median_ape: float | None = None  # percent
     held_out_max_ape: float | None = None  # percent
@@ -96,7 +96,7 @@ class DeviceFit:
     #: the paper's plain roofline, held out the same way: the baseline beside an overhead model
     plain_held_out_spearman: float | None = None
     plain_held_out_median_ape: float | None = None
-    #: seconds per layer and (op class, effective peak) pairs
+    #: seconds per launched layer (roofline.launched) and (op class, effective peak) pairs
     dispatch_s: float = 0.0
     class_peaks: tuple[tuple[str, float], ...] = ()
     #: how hard the class peaks are pulled toward the shared one (roofline.SHRINKAGE_GRID), chosen by

@@ -125,10 +125,9 @@ def left_to_cpu(layers: Sequence[LayerLike], rejected: Collection[str]) -> list[
     return [not largest[0] <= i < largest[1] for i in range(len(accepted))]
 
 
-def row_classes(layers: Sequence[LayerLike], classes, rejected: Collection[str] = ()) -> list[str | None]:
-    """``timed_class`` of each row, except that rows left to the CPU are CPU_FALLBACK where it is one
-    of ``classes`` (else timed as their op's class: one model's fallback is no peak to fit)."""
-    on_cpu = left_to_cpu(layers, rejected) if rejected else [False] * len(layers)
+def row_classes(layers: Sequence[LayerLike], classes, on_cpu: Sequence[bool]) -> list[str | None]:
+    """``timed_class`` of each row, except that rows left to the CPU (``left_to_cpu``) are CPU_FALLBACK
+    where it is one of ``classes`` (else timed as their op's class: one model's fallback is no peak to fit)."""
     fallback = CPU_FALLBACK in classes
     return [CPU_FALLBACK if cpu and fallback else timed_class(r, classes) for r, cpu in zip(layers, on_cpu)]
 
@@ -200,8 +199,8 @@ def estimate(layers: Sequence[LayerLike], profile: DeviceProfile) -> Estimate:
     dispatch and fixed per-inference times."""
     peak, bandwidth = rates(profile)
     class_peaks = dict(profile.class_peaks)
-    timed = [(r, c, cpu) for r, c, cpu in zip(layers, row_classes(layers, class_peaks, profile.delegate_rejects),
-                                               left_to_cpu(layers, profile.delegate_rejects))
+    on_cpu = left_to_cpu(layers, profile.delegate_rejects)
+    timed = [(r, c, cpu) for r, c, cpu in zip(layers, row_classes(layers, class_peaks, on_cpu), on_cpu)
              if c is not None or getattr(r, "op", "conv") in PAPER_OPS]
     slowdown = np.array([peak / class_peaks.get(c, peak) for _, c, _ in timed])
     macs = np.array([float(r.macs) for r, _, _ in timed])
@@ -317,7 +316,7 @@ def fit_peak(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
 def _features(layers: Sequence[LayerLike], terms: Terms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per row: MACs, bytes, column of the design matrix (0 = the shared peak, then terms.classes) and
     whether it is launched (pays the per-layer dispatch time)."""
-    timed = zip(layers, row_classes(layers, terms.classes, terms.rejected))
+    timed = zip(layers, row_classes(layers, terms.classes, left_to_cpu(layers, terms.rejected)))
     timed = [(r, c) for r, c in timed if c is not None or getattr(r, "op", "conv") in PAPER_OPS]
     macs = np.array([float(r.macs) for r, _ in timed])
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r, _ in timed])
@@ -359,10 +358,6 @@ class Design:
             if best is None or rms < best[2] * (1 - _TIE) - _TIE:
                 best = (g, merge @ x, rms)
         return best
-
-    @property
-    def n_extra(self) -> int:
-        return int(self.terms.overhead) + int(self.terms.dispatch)
 
     def _merge(self, rows: Sequence[int]) -> tuple[np.ndarray, list[int]]:
         """(columns x kept columns, the kept columns): a class fewer than MIN_MODELS_PER_CLASS of ``rows``
@@ -447,13 +442,18 @@ def peak_text(peak: float) -> str:
 TERMS_RIDGE_GRID = np.geomspace(0.5, 5000.0, 60)
 
 
+def _ridges(ridge_point: float | None) -> Sequence[float]:
+    """The ridge points a cost model is fitted at: the given (published) one, else TERMS_RIDGE_GRID."""
+    return [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID
+
+
 def fit_terms(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float], terms: Terms,
               ridge_point: float | None = None, shrinkage: float = 0.0) -> Fit:
     """The roofline with ``terms``, its weights non-negative least squares in relative error (each class
     pulled toward the shared peak by ``shrinkage``), at a given ridge point or the ridge searched on
     TERMS_RIDGE_GRID (smallest of equals) when it is None."""
     measured = _check(models, measured_s)
-    design = Design(models, terms, [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
+    design = Design(models, terms, _ridges(ridge_point))
     g, x, rms = design.fit(list(range(len(measured))), measured, shrinkage)
     return design.as_fit(g, x, rms, len(measured))
 
@@ -571,7 +571,7 @@ def cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[f
     refitted at ``shrinkage``."""
     measured = _check(models, measured_s)
     _folds_checked(folds, len(measured))
-    design = None if terms is None else Design(models, terms, [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
+    design = None if terms is None else Design(models, terms, _ridges(ridge_point))
     predicted = np.zeros(len(measured))
     for fold in folds:
         held = sorted(set(fold))
@@ -619,7 +619,7 @@ def cost_model_terms(models: Sequence[Sequence[LayerLike]], rejected: Sequence[s
     dispatch time, and an effective peak for each op class that MIN_MODELS_PER_CLASS of them have,
     CPU_FALLBACK included where ``rejected`` (op classes the delegate rejects, which never run on the
     accelerator) splits that many."""
-    split = [bool(rejected) and any(left_to_cpu(layers, rejected)) for layers in models]
+    split = [any(left_to_cpu(layers, rejected)) for layers in models]
     have = [{op_class(r) for r in layers} | ({CPU_FALLBACK} if s else set()) for layers, s in zip(models, split)]
     classes = tuple(c for c in OP_CLASSES[1:]
                     if c not in rejected and sum(c in h for h in have) >= MIN_MODELS_PER_CLASS)
@@ -661,7 +661,7 @@ def choose_cost_model(models: Sequence[Sequence[LayerLike]], measured_s: Sequenc
     if len(measured) < 3:
         raise ValueError(f"choosing a cost model needs at least three models (got {len(measured)})")
     terms = cost_model_terms(models, rejected)
-    design = Design(models, terms, [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID)
+    design = Design(models, terms, _ridges(ridge_point))
     shrinkage, held = _choose_shrinkage(design, list(range(len(measured))), measured)
     return CostModel(terms, shrinkage, held, leave_one_out(models, measured, ridge_point))
 
@@ -684,8 +684,7 @@ def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Seq
     _folds_checked(folds, len(measured))
     if any(len(measured) - len(set(fold)) < 3 for fold in folds):
         raise ValueError("a fold leaves fewer than three models to choose a cost model on")
-    grid = [ridge_point] if ridge_point is not None else TERMS_RIDGE_GRID
-    design = Design(models, cost_model_terms(models, rejected), grid)
+    design = Design(models, cost_model_terms(models, rejected), _ridges(ridge_point))
     predicted, chosen = np.zeros(len(measured)), [0.0] * len(measured)
     for fold in folds:
         held = sorted(set(fold))

@@ -282,10 +282,10 @@ def test_a_rejected_op_splits_the_graph_and_only_the_largest_piece_stays_on_the_
     assert [r.name for r, cpu in zip(layers, on_cpu) if not cpu] == ["b1", "b2", "b3"]
     assert roofline.left_to_cpu(layers, ()) == [False] * 7 == roofline.left_to_cpu(layers, ("attention",))
     assert roofline.left_to_cpu([_row("m", "mdwconv")], ("multiplier",)) == [True]  # nothing is delegated
-    assert roofline.row_classes(layers, ("cpu_fallback",), ("multiplier",)) == \
+    assert roofline.row_classes(layers, ("cpu_fallback",), on_cpu) == \
         ["cpu_fallback"] * 2 + [None] * 3 + ["cpu_fallback"] * 2
     # without a peak of its own a fallback row is timed as its op's class: one split model fits no CPU speed
-    assert roofline.row_classes(layers, ("multiplier",), ("multiplier",))[1] == "multiplier"
+    assert roofline.row_classes(layers, ("multiplier",), on_cpu)[1] == "multiplier"
 
 
 def test_an_estimate_times_what_the_delegate_leaves_to_the_cpu_at_the_cpu_peak_and_names_it():
