@@ -151,14 +151,13 @@ class DeviceFit:
 # latencies) and the model catalog; checked against a re-fit by tests/test_devices.py.
 FITS: dict[str, DeviceFit] = {
     'pixel6_cpu': DeviceFit(
-        'pixel6_cpu', ridge_point=31.2, ridge_from='published', peak_macs_per_s=1.2e+11, rms_log_error=0.062,
-        held_out_spearman=0.993, held_out_median_ape=5.8, held_out_max_ape=17.4,
-        dispatch_s=8.819e-07,
+        'pixel6_cpu', ridge_point=31.2, ridge_from='published', peak_macs_per_s=1.218e+11, rms_log_error=0.062,
+        held_out_spearman=0.997, held_out_median_ape=5.7, held_out_max_ape=24.3,
         class_peaks=(
-            ('dense', 1.495e+11), ('depthwise', 1.021e+11), ('large_depthwise', 1.231e+09), ('multiplier', 1e+15),
-            ('attention', 2.145e+10), ('gelu', 4.48e+11),
+            ('dense', 1.564e+11), ('depthwise', 1.041e+11), ('large_depthwise', 1.249e+09), ('multiplier', 1e+15),
+            ('attention', 2.442e+10), ('gelu', 3.201e+11), ('add', 1.354e+11), ('mul', 4.843e+11),
         ),
-        shrinkage=0.0, folds_choosing_shrinkage=9,
+        shrinkage=0.1, folds_choosing_shrinkage=9,
         plain_held_out_spearman=0.917, plain_held_out_median_ape=64.8,
         rows=(
             ('MobileNet-V2-0.5x', 2.4), ('MobileNet-V3L-0.5x', 2.4), ('MobileOne-S0', 4.2), ('MobileNet-V2', 5.0),
@@ -171,13 +170,13 @@ FITS: dict[str, DeviceFit] = {
     ),
     's23_cpu': DeviceFit(
         's23_cpu', ridge_point=39.7, ridge_from='published', peak_macs_per_s=1.684e+11, rms_log_error=0.092,
-        held_out_spearman=0.977, held_out_median_ape=7.8, held_out_max_ape=141.9,
+        held_out_spearman=0.977, held_out_median_ape=7.8, held_out_max_ape=141.8,
         class_peaks=(
-            ('dense', 2.307e+11), ('depthwise', 1.811e+11), ('large_depthwise', 1.816e+09), ('multiplier', 1e+15),
-            ('grouped', 2.415e+09), ('attention', 2.522e+10), ('gelu', 1e+15), ('hardswish', 5.897e+11),
-            ('layernorm', 1.684e+11),
+            ('dense', 2.307e+11), ('depthwise', 1.812e+11), ('large_depthwise', 1.818e+09), ('multiplier', 1e+15),
+            ('grouped', 2.418e+09), ('attention', 2.522e+10), ('gelu', 1e+15), ('hardswish', 5.83e+11),
+            ('layernorm', 1.684e+11), ('add', 1e+15), ('mul', 1e+15),
         ),
-        shrinkage=0.0, folds_choosing_shrinkage=13,
+        shrinkage=0.1, folds_choosing_shrinkage=12,
         plain_held_out_spearman=0.853, plain_held_out_median_ape=76.1,
         rows=(
             ('MobileNet-V2-0.5x', 1.8), ('MobileNet-V3L-0.5x', 2.0), ('MobileOne-S0', 3.3), ('MobileNet-V2', 4.1),
@@ -190,11 +189,11 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     'pixel4_hexagon': DeviceFit(
-        'pixel4_hexagon', ridge_point=347.3, ridge_from='published', peak_macs_per_s=2.076e+12, rms_log_error=0.094,
-        held_out_spearman=0.902, held_out_median_ape=9.2, held_out_max_ape=46.1,
-        dispatch_s=2.751e-05,
+        'pixel4_hexagon', ridge_point=347.3, ridge_from='published', peak_macs_per_s=2.158e+12, rms_log_error=0.084,
+        held_out_spearman=0.922, held_out_median_ape=8.5, held_out_max_ape=63.8,
+        dispatch_s=2.712e-05,
         class_peaks=(
-            ('dense', 2.076e+12), ('depthwise', 2.076e+12),
+            ('dense', 2.158e+12), ('depthwise', 2.158e+12), ('add', 2.158e+12), ('mul', 2.158e+12),
         ),
         shrinkage=1000000.0, folds_choosing_shrinkage=12,
         plain_held_out_spearman=0.894, plain_held_out_median_ape=15.8,
@@ -206,15 +205,14 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     'pixel8_edgetpu': DeviceFit(
-        'pixel8_edgetpu', ridge_point=433.8, ridge_from='published', peak_macs_per_s=2.349e+13, rms_log_error=0.092,
-        held_out_spearman=0.957, held_out_median_ape=5.2, held_out_max_ape=27.4,
-        overhead_s=0.0003131,
-        dispatch_s=4.487e-06,
+        'pixel8_edgetpu', ridge_point=433.8, ridge_from='published', peak_macs_per_s=2.3e+13, rms_log_error=0.046,
+        held_out_spearman=0.976, held_out_median_ape=5.7, held_out_max_ape=34.7,
+        overhead_s=0.0005246,
         class_peaks=(
-            ('dense', 1.593e+13), ('depthwise', 2.915e+13), ('large_depthwise', 5.285e+12),
-            ('multiplier', 1.646e+12), ('attention', 5.125e+12), ('gelu', 1.992e+13),
+            ('dense', 7.216e+12), ('depthwise', 1e+15), ('large_depthwise', 3.874e+12), ('multiplier', 1.702e+12),
+            ('attention', 9.063e+11), ('gelu', 1e+15), ('add', 6.683e+12), ('mul', 2.566e+12),
         ),
-        shrinkage=10.0, folds_choosing_shrinkage=10,
+        shrinkage=0.3, folds_choosing_shrinkage=5,
         plain_held_out_spearman=0.901, plain_held_out_median_ape=27.0,
         rows=(
             ('MobileNet-V2-0.5x', 0.7), ('MobileNet-V3L-0.5x', 0.8), ('MobileOne-S0', 0.7), ('MobileNet-V2', 0.7),
@@ -226,14 +224,14 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     'pixel7_gpu': DeviceFit(
-        'pixel7_gpu', ridge_point=54.1, ridge_from='fitted', peak_macs_per_s=2.894e+11, rms_log_error=0.131,
-        held_out_spearman=0.961, held_out_median_ape=9.2, held_out_max_ape=41.0,
-        overhead_s=0.006542,
+        'pixel7_gpu', ridge_point=63.2, ridge_from='fitted', peak_macs_per_s=3.521e+11, rms_log_error=0.132,
+        held_out_spearman=0.964, held_out_median_ape=10.9, held_out_max_ape=33.5,
+        overhead_s=0.006525,
         class_peaks=(
-            ('dense', 2.894e+11), ('depthwise', 2.894e+11), ('large_depthwise', 2.894e+11), ('attention', 2.894e+11),
-            ('gelu', 2.895e+11), ('cpu_fallback', 5.873e+10),
+            ('dense', 3.521e+11), ('depthwise', 3.521e+11), ('large_depthwise', 3.521e+11), ('attention', 3.521e+11),
+            ('gelu', 3.522e+11), ('add', 3.521e+11), ('mul', 3.518e+11), ('cpu_fallback', 7.508e+10),
         ),
-        shrinkage=1000000.0, folds_choosing_shrinkage=20,
+        shrinkage=1000000.0, folds_choosing_shrinkage=16,
         plain_held_out_spearman=0.813, plain_held_out_median_ape=55.4,
         rows=(
             ('MobileNet-V2-0.5x', 8.3), ('MobileNet-V3L-0.5x', 9.9), ('MobileOne-S0', 10.7), ('MobileNet-V2', 13.6),
@@ -245,16 +243,16 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     's23_gpu': DeviceFit(
-        's23_gpu', ridge_point=33.8, ridge_from='fitted', peak_macs_per_s=7.807e+11, rms_log_error=0.103,
-        held_out_spearman=0.988, held_out_median_ape=9.2, held_out_max_ape=24.5,
-        overhead_s=2.803e-05,
-        dispatch_s=2.141e-05,
+        's23_gpu', ridge_point=9.7, ridge_from='fitted', peak_macs_per_s=7.665e+11, rms_log_error=0.077,
+        held_out_spearman=0.986, held_out_median_ape=8.3, held_out_max_ape=31.1,
+        overhead_s=0.000669,
+        dispatch_s=1.629e-05,
         class_peaks=(
-            ('dense', 7.807e+11), ('depthwise', 7.807e+11), ('large_depthwise', 7.807e+11), ('grouped', 7.806e+11),
-            ('attention', 7.807e+11), ('gelu', 7.808e+11), ('hardswish', 7.807e+11), ('layernorm', 7.807e+11),
-            ('cpu_fallback', 5.084e+10),
+            ('dense', 1.346e+12), ('depthwise', 4.425e+11), ('large_depthwise', 4.425e+11), ('grouped', 1.967e+10),
+            ('attention', 3.714e+11), ('gelu', 1e+15), ('hardswish', 1e+15), ('layernorm', 7.665e+11),
+            ('add', 4.578e+10), ('mul', 1e+15), ('cpu_fallback', 2.868e+10),
         ),
-        shrinkage=1000000.0, folds_choosing_shrinkage=21,
+        shrinkage=3.0, folds_choosing_shrinkage=2,
         plain_held_out_spearman=0.775, plain_held_out_median_ape=73.3,
         rows=(
             ('MobileNet-V2-0.5x', 1.9), ('MobileNet-V3L-0.5x', 2.1), ('MobileOne-S0', 1.7), ('MobileNet-V2', 2.5),
@@ -268,14 +266,14 @@ FITS: dict[str, DeviceFit] = {
     ),
     'iphone13_ane': DeviceFit(
         'iphone13_ane', ridge_point=73.9, ridge_from='fitted', peak_macs_per_s=3.312e+12, rms_log_error=0.091,
-        held_out_spearman=0.968, held_out_median_ape=8.6, held_out_max_ape=45.8,
+        held_out_spearman=0.961, held_out_median_ape=8.6, held_out_max_ape=45.9,
         overhead_s=0.0001997,
         class_peaks=(
             ('dense', 1.552e+12), ('depthwise', 1e+15), ('large_depthwise', 1e+15), ('multiplier', 1e+15),
             ('grouped', 9.284e+10), ('attention', 1.38e+12), ('gelu', 2.53e+14), ('hardswish', 1e+15),
-            ('layernorm', 3.312e+12),
+            ('layernorm', 3.312e+12), ('add', 1e+15), ('mul', 1e+15),
         ),
-        shrinkage=0.0, folds_choosing_shrinkage=13,
+        shrinkage=0.0, folds_choosing_shrinkage=14,
         plain_held_out_spearman=0.908, plain_held_out_median_ape=32.2,
         rows=(
             ('MobileNet-V2-0.5x', 0.5), ('MobileNet-V3L-0.5x', 0.45), ('MobileOne-S0', 0.5), ('MobileNet-V2', 0.7),

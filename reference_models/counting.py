@@ -8,8 +8,10 @@ One gap is closed here: on CPU, ``F.scaled_dot_product_attention`` dispatches to
 ``aten._scaled_dot_product_flash_attention_for_cpu``, which FlopCounterMode (torch 2.13) does not
 know and would count as zero. A formula for it is supplied via ``custom_mapping``.
 
-Per-layer rows (convs, linears, attention cores, and the element-wise ops runtimes do not fuse)
-carry MACs, weight bytes and activation bytes (inputs + outputs) for a chosen bytes-per-element, e.g. 1 for int8 as in the paper's roofline.
+Per-layer rows, in execution order (convs, linears, attention cores, and the element-wise ops runtimes
+do not fuse: GELU, hard-swish, norms, and the residual adds and squeeze-excite multiplies model code
+writes between modules) carry MACs, weight bytes and activation bytes (inputs + outputs) for a chosen
+bytes-per-element, e.g. 1 for int8 as in the paper's roofline.
 A module that runs more than once per forward pass (the RetinaNet head's convs, shared by five
 levels) gives one row per run, ``name[i]``, each with that run's shapes and bytes.
 ``model_costs`` builds the model on the ``meta`` device: shapes only, no memory, no arithmetic.
@@ -17,10 +19,12 @@ levels) gives one row per run, ``name[i]``, each with that run's shapes and byte
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from .torch_blocks import ScaledDotProductAttention
@@ -54,7 +58,8 @@ class LayerCost:
     """One compute layer of a forward pass at batch 1."""
 
     name: str  # module path, e.g. "blocks.2.4.attn.query.proj"
-    op: str  # "conv", "dwconv", "mdwconv" (channel multiplier), "gconv" (grouped), "linear", "attention", or ELEMENTWISE
+    op: str  # "conv", "dwconv", "mdwconv" (channel multiplier), "gconv" (grouped), "linear", "attention",
+    # ELEMENTWISE's, or "add" / "mul" (two activations, _BinaryOps)
     macs: int
     weight_bytes: int
     activation_bytes: int  # inputs + outputs
@@ -116,6 +121,44 @@ def _op_type(module: nn.Module) -> str | None:
     return ELEMENTWISE.get(type(module))
 
 
+class _BinaryOps(TorchDispatchMode):
+    """Records the element-wise adds and multiplies of two activations that model code writes outside
+    any counted module: residual adds and squeeze-excite's rescaling. Runtimes run them as ops of their
+    own (ADD, MUL) that read both tensors and write one. A multiply by a parameter (a layer scale) or
+    a constant is folded into the conv before it by every converter, so it is not one of them."""
+
+    def __init__(self, constants: set[int]):
+        super().__init__()
+        self.constants = constants
+        self.inside = 0  # how many counted modules are running: their internals are their own row's
+        self.seq = 0  # ops dispatched so far: the execution order of every row
+        self.running: list[str] = []  # names of the modules running, outermost first
+        self.calls: list[tuple[int, str, tuple[tuple[int, ...], ...], tuple[int, ...]]] = []
+
+    def _is_activation(self, t) -> bool:
+        if not isinstance(t, torch.Tensor) or t.dim() < 2:
+            return False
+        while t is not None:
+            if id(t) in self.constants:
+                return False
+            t = t._base
+        return True
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        op = _BINARY.get(func)
+        if op and not self.inside and all(self._is_activation(a) for a in args[:2]) and out.numel() > 1:
+            where = self.running[-1] if self.running else ""  # the module whose forward code does it ("": the root)
+            self.calls.append((self.seq, f"{where}.{op}" if where else op,
+                               (tuple(args[0].shape), tuple(args[1].shape)), tuple(out.shape)))
+        self.seq += 1
+        return out
+
+
+_BINARY = {torch.ops.aten.add.Tensor: "add", torch.ops.aten.add_.Tensor: "add",
+           torch.ops.aten.mul.Tensor: "mul", torch.ops.aten.mul_.Tensor: "mul"}
+
+
 def profile(
     model: nn.Module,
     resolution: int,
@@ -126,30 +169,39 @@ def profile(
     """Count MACs (total and per layer) for one ``in_chans`` x ``resolution`` x ``resolution`` input.
 
     ``device`` defaults to the model's; a model built on the meta device is counted from shapes alone.
+    Rows are in execution order (a delegate's partitioning follows it).
     """
     if device is None:
         device = next(model.parameters()).device
     x = torch.zeros(1, in_chans, resolution, resolution, device=device)
+    binary = _BinaryOps({id(t) for t in (*model.parameters(), *model.buffers())})
     # every call of a module: a layer shared by several inputs (a detector head's convs) runs once per level
-    calls: dict[str, list[tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]]] = {}
+    calls: dict[str, list[tuple[int, tuple[tuple[int, ...], ...], tuple[int, ...]]]] = {}
     handles = []
     named = {}
     for name, module in model.named_modules():
-        if _op_type(module) is None:
-            continue
-        named[name] = module
+        counted = _op_type(module) is not None
+        if counted:
+            named[name] = module
 
-        def hook(mod, inputs, output, name=name):
-            in_shapes = tuple(tuple(t.shape) for t in inputs if isinstance(t, torch.Tensor))
-            calls.setdefault(name, []).append((in_shapes, tuple(output.shape)))
+        def enter(mod, inputs, name=name, counted=counted):
+            binary.running.append(name)
+            binary.inside += counted
 
-        handles.append(module.register_forward_hook(hook))
+        def leave(mod, inputs, output, name=name, counted=counted):
+            binary.running.pop()
+            binary.inside -= counted
+            if counted:
+                in_shapes = tuple(tuple(t.shape) for t in inputs if isinstance(t, torch.Tensor))
+                calls.setdefault(name, []).append((binary.seq, in_shapes, tuple(output.shape)))
+
+        handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
 
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False, depth=None, custom_mapping=_custom_mapping())
     try:
-        with torch.no_grad(), counter:
+        with torch.no_grad(), counter, binary:
             model(x)
     finally:
         for h in handles:
@@ -158,35 +210,41 @@ def profile(
 
     per_module = counter.get_flop_counts()
     root = type(model).__name__
-    layers = []
+    rows: list[tuple[int, LayerCost]] = []
     for name, module in named.items():
         if name not in calls:
             continue  # not used in forward
         macs = sum(per_module.get(f"{root}.{name}", {}).values()) // 2  # all calls together
         weights = sum(p.numel() for p in module.parameters(recurse=False))
         # a module called n times gives n rows, "name[i]", its MACs split by output size (exact for convs)
-        outputs = [_numel(out_shape) for _, out_shape in calls[name]]
+        outputs = [_numel(out_shape) for _, _, out_shape in calls[name]]
         split = _split(macs, outputs)
-        for i, ((in_shapes, out_shape), call_macs) in enumerate(zip(calls[name], split)):
+        for i, ((seq, in_shapes, out_shape), call_macs) in enumerate(zip(calls[name], split)):
             acts = sum(_numel(s) for s in in_shapes) + _numel(out_shape)
-            layers.append(
-                LayerCost(
-                    name=name if len(split) == 1 else f"{name}[{i}]",
-                    op=_op_type(module),
-                    macs=call_macs,
-                    weight_bytes=int(weights * bytes_per_element),
-                    activation_bytes=int(acts * bytes_per_element),
-                    input_shapes=in_shapes,
-                    output_shape=out_shape,
-                    kernel=module.kernel_size[0] if isinstance(module, nn.Conv2d) else 1,
-                )
-            )
+            rows.append((seq, LayerCost(
+                name=name if len(split) == 1 else f"{name}[{i}]",
+                op=_op_type(module),
+                macs=call_macs,
+                weight_bytes=int(weights * bytes_per_element),
+                activation_bytes=int(acts * bytes_per_element),
+                input_shapes=in_shapes,
+                output_shape=out_shape,
+                kernel=module.kernel_size[0] if isinstance(module, nn.Conv2d) else 1,
+            )))
+    repeats = Counter(name for _, name, _, _ in binary.calls)
+    nth: Counter = Counter()
+    for seq, name, in_shapes, out_shape in binary.calls:
+        acts = sum(_numel(s) for s in in_shapes) + _numel(out_shape)
+        nth[name] += 1
+        row_name = name if repeats[name] == 1 else f"{name}[{nth[name] - 1}]"
+        op = name.rsplit(".", 1)[-1]
+        rows.append((seq, LayerCost(row_name, op, 0, 0, int(acts * bytes_per_element), in_shapes, out_shape)))
     return CostReport(
         resolution=resolution,
         bytes_per_element=bytes_per_element,
         params=count_params(model),
         macs=counter.get_total_flops() // 2,
-        layers=layers,
+        layers=[row for _, row in sorted(rows, key=lambda r: r[0])],
     )
 
 

@@ -63,9 +63,10 @@ PAPER_OPS = frozenset({"conv", "dwconv", "mdwconv", "gconv", "linear", "attentio
 #: kernels. "pointwise" (1x1 convs, fully connected) carries most MACs and is the base every other
 #: class is timed like unless its own term earns its place. Each element-wise op is a class of its
 #: own: a runtime may have a fast kernel for one (hard-swish) and fall back to a slow one for another
-#: (GELU's erf), and the paper's roofline does not time them at all.
+#: (GELU's erf), and the paper's roofline does not time them at all. "add" and "mul" are the residual
+#: adds and squeeze-excite multiplies: pure memory traffic, a broadcast multiply maybe a slow one.
 OP_CLASSES = ("pointwise", "dense", "depthwise", "large_depthwise", "multiplier", "grouped", "attention", "gelu",
-              "hardswish", "layernorm", "groupnorm", "cpu_fallback")
+              "hardswish", "layernorm", "groupnorm", "add", "mul", "cpu_fallback")
 
 #: Not an op but where rows run: the layers a delegate leaves to the CPU. A TFLite delegate hands the
 #: accelerator only its largest run of consecutive ops it accepts (the GPU delegate's

@@ -6,7 +6,10 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from mnv4suite import loadgen_log, results
+from mnv4suite.plugins.devices import PROFILES
 
 
 def result_files(tmp_path: Path) -> list[Path]:
@@ -89,8 +92,13 @@ def test_missing_device_still_prepares_stands_in_and_estimates(run_cli, tmp_path
     assert "estimated, pixel8_edgetpu" in run.stdout
     # never without its band: the profile's held-out error, in the result and the table
     assert result["estimate"]["typical_error_pct"] > 0 and result["estimate"]["cost_model"].startswith("roofline + ")
-    # the Pixel 8 EdgeTPU profile has a per-layer dispatch time and a peak of its own for 7x7 depthwise convs
-    assert result["estimate"]["dispatch_ms_per_layer"] > 0 and "large_depthwise" in result["estimate"]["class_peaks"]
+    # the estimate carries the Pixel 8 EdgeTPU profile's terms: a fixed time per inference, a dispatch time
+    # per layer where its fit found one, and a peak of its own for 7x7 depthwise convs
+    edgetpu = PROFILES["pixel8_edgetpu"]
+    assert result["estimate"]["overhead_ms"] == pytest.approx(edgetpu.overhead_s * 1e3) and edgetpu.overhead_s > 0
+    assert result["estimate"]["dispatch_ms_per_layer"] == pytest.approx(edgetpu.dispatch_s * 1e3)
+    assert result["estimate"]["class_peaks"] == pytest.approx(dict(edgetpu.class_peaks))
+    assert "large_depthwise" in result["estimate"]["class_peaks"]
     assert result["estimate"]["cpu_fallback_layers"] == []  # its delegate takes every op the model has
     assert f"±{result['estimate']['typical_error_pct']:.0f}% (estimated, pixel8_edgetpu)" in run.stdout
 

@@ -74,3 +74,60 @@ def test_layer_rows():
 
 def test_count_params():
     assert count_params(create_model("mnv4-conv-s")) == 3_774_024
+
+
+class _Residual(torch.nn.Module):
+    """A conv with a residual add, a squeeze-excite rescale, a layer scale and a constant shift."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.gate = torch.nn.Conv2d(8, 8, 1)
+        self.scale = torch.nn.Parameter(torch.ones(8))
+
+    def forward(self, x):
+        y = self.conv(x)
+        y = y * self.scale.view(1, -1, 1, 1)  # a layer scale: folded into the conv by converters
+        y = y * torch.sigmoid(self.gate(y.mean((2, 3), keepdim=True)))  # squeeze-excite: a MUL op of its own
+        return (x + y) + 3  # the residual add is an ADD op; "+ 3" belongs to the activation around it
+
+
+class _Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.block = _Residual()
+        self.head = torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        return self.head(self.block(self.stem(x)))
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_residual_adds_and_squeeze_excite_multiplies_are_rows_in_execution_order(device):
+    """Runtimes run them as ADD and MUL ops that read two tensors and write one; the roofline's cost
+    models time them where a device's data say they cost something."""
+    with torch.device(device):
+        net = _Net()
+    report = profile(net, 16, bytes_per_element=2)
+    rows = [(r.name, r.op) for r in report.layers]
+    assert rows == [("stem", "conv"), ("block.conv", "conv"), ("block.gate", "conv"), ("block.mul", "mul"),
+                    ("block.add", "add"), ("head", "conv")]
+    layers = {r.name: r for r in report.layers}
+    assert layers["block.add"].activation_bytes == 2 * 3 * 8 * 8 * 8 and layers["block.add"].macs == 0
+    assert layers["block.mul"].input_shapes == ((1, 8, 8, 8), (1, 8, 1, 1))
+    assert layers["block.mul"].activation_bytes == 2 * (2 * 8 * 8 * 8 + 8) and layers["block.mul"].weight_bytes == 0
+
+
+def test_public_architectures_have_their_known_residual_adds():
+    """MobileNet-V2's 17 bottlenecks have 10 residual connections. Re-parameterised MobileOne-S4 has
+    none, and squeeze-excite in both halves of its last 5 stage-3 blocks and its stage-4 block (12 MULs)."""
+    from collections import Counter
+
+    from mnv4suite.reference_models.table6_zoo import by_table6_name
+
+    ops = lambda report: Counter(r.op for r in report.layers)  # noqa: E731
+    assert ops(model_costs("mnv2-1.0"))["add"] == 10 and ops(model_costs("mnv2-1.0"))["mul"] == 0
+    s4 = by_table6_name()["MobileOne-S4"]
+    counted = ops(profile(s4.build(), s4.resolution, device="cpu"))
+    assert (counted["add"], counted["mul"]) == (0, 12)
