@@ -98,8 +98,8 @@ def _stored_rows(device):
 #: Nested leave-one-out Spearman (estimate vs Table 6) the stored fits reached; the issue asks for 0.97 on
 #: every device. Below it: Hexagon (13 rows; MNv4 runs faster there than any op class explains), the
 #: EdgeTPU (latencies printed to 0.1 ms, 0.7-4.3 ms, with six ties), the Pixel 7 GPU and the ANE.
-NESTED_SPEARMAN = {"pixel6_cpu": 0.997, "s23_cpu": 0.977, "pixel4_hexagon": 0.922, "pixel8_edgetpu": 0.976,
-                   "pixel7_gpu": 0.964, "s23_gpu": 0.986, "iphone13_ane": 0.961}
+NESTED_SPEARMAN = {"pixel6_cpu": 0.997, "s23_cpu": 0.986, "pixel4_hexagon": 0.922, "pixel8_edgetpu": 0.973,
+                   "pixel7_gpu": 0.964, "s23_gpu": 0.986, "iphone13_ane": 0.97}
 
 
 @pytest.mark.parametrize("device", list(devices.TARGETS))

@@ -262,6 +262,24 @@ def test_a_class_only_one_fitted_model_has_is_timed_at_its_parent_or_the_shared_
     assert x[1 + design.terms.classes.index("grouped")] == pytest.approx(x[0])
 
 
+def test_a_class_in_exactly_the_models_an_earlier_class_is_in_is_not_fitted_apart_from_it():
+    """GELU beside 7x7 depthwise convs in the same models only: the rows cannot tell which is slow, so the
+    conv class (first in OP_CLASSES) keeps a peak and GELU is timed at the shared one; a third model with
+    GELU alone makes the two separable again."""
+    models = synthetic_models(7, seed=10)
+    for i in (0, 1, 2):
+        models[i] += [Layer(f"dw{i}", macs=4e7, weight_bytes=1e4, activation_bytes=4e5, op="dwconv", kernel=7),
+                      Layer(f"gelu{i}", macs=0, weight_bytes=0, activation_bytes=4e5, op="gelu")]
+    models[3].append(Layer("gelu3", macs=0, weight_bytes=0, activation_bytes=4e5, op="gelu"))
+    measured = np.array([roofline.mac_equivalents(m, 40.0) / 2e11 * (2.0 if i < 3 else 1.0) for i, m in enumerate(models)])
+    design = roofline.Design(models, roofline.cost_model_terms(models), [40.0])
+    column = {c: 1 + design.terms.classes.index(c) for c in ("large_depthwise", "gelu")}
+    _, x, _ = design.fit([0, 1, 2, 4, 5, 6], measured)  # GELU only where the 7x7 convs are
+    assert x[column["gelu"]] == pytest.approx(x[0]) and x[column["large_depthwise"]] > 2 * x[0]
+    _, kept = design._merge([0, 1, 2, 3, 4, 5, 6])  # with model 3 they are told apart
+    assert column["gelu"] in kept and column["large_depthwise"] in kept
+
+
 def test_nested_leave_one_out_validates_the_choice_too():
     models, measured = _with_slow_class(12, seed=9, slowdown=6.0)
     nested = roofline.nested_leave_one_out(models, measured, 40.0)
