@@ -133,7 +133,7 @@ class _BinaryOps(TorchDispatchMode):
         self.inside = 0  # how many counted modules are running: their internals are their own row's
         self.seq = 0  # ops dispatched so far: the execution order of every row
         self.running: list[str] = []  # names of the modules running, outermost first
-        self.calls: list[tuple[int, str, tuple[tuple[int, ...], ...], tuple[int, ...]]] = []
+        self.calls: list[tuple[int, str, str, tuple[tuple[int, ...], ...], tuple[int, ...]]] = []  # seq, name, op
 
     def _is_activation(self, t) -> bool:
         if not isinstance(t, torch.Tensor) or t.dim() < 2:
@@ -149,8 +149,8 @@ class _BinaryOps(TorchDispatchMode):
         op = _BINARY.get(func)
         if op and not self.inside and all(self._is_activation(a) for a in args[:2]) and out.numel() > 1:
             where = self.running[-1] if self.running else ""  # the module whose forward code does it ("": the root)
-            self.calls.append((self.seq, f"{where}.{op}" if where else op,
-                               (tuple(args[0].shape), tuple(args[1].shape)), tuple(out.shape)))
+            name = f"{where}.{op}" if where else op
+            self.calls.append((self.seq, name, op, (tuple(args[0].shape), tuple(args[1].shape)), tuple(out.shape)))
         self.seq += 1
         return out
 
@@ -231,13 +231,12 @@ def profile(
                 output_shape=out_shape,
                 kernel=module.kernel_size[0] if isinstance(module, nn.Conv2d) else 1,
             )))
-    repeats = Counter(name for _, name, _, _ in binary.calls)
+    repeats = Counter(name for _, name, _, _, _ in binary.calls)
     nth: Counter = Counter()
-    for seq, name, in_shapes, out_shape in binary.calls:
+    for seq, name, op, in_shapes, out_shape in binary.calls:
         acts = sum(_numel(s) for s in in_shapes) + _numel(out_shape)
         nth[name] += 1
         row_name = name if repeats[name] == 1 else f"{name}[{nth[name] - 1}]"
-        op = name.rsplit(".", 1)[-1]
         rows.append((seq, LayerCost(row_name, op, 0, 0, int(acts * bytes_per_element), in_shapes, out_shape)))
     return CostReport(
         resolution=resolution,

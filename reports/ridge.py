@@ -122,7 +122,7 @@ def layer_report(spec, layers_by_model: dict | None = None) -> dict[str, Any]:
     """Figure 3: each layer's MAC-equivalents at ridge 0, a CPU's and the EdgeTPU's, memory-bound flags;
     the layers the paper's roofline counts (element-wise rows only a device's cost model times)."""
     rows = (layers_by_model or {}).get(spec.id) or _layers(spec)
-    rows = [r for r in rows if getattr(r, "op", "conv") in roofline.PAPER_OPS]
+    rows = [r for r in rows if roofline.paper_counts(r)]
     ends = {"MACs only (ridge 0)": 0.0, f"{LOW_RIDGE[0]} (ridge {LOW_RIDGE[1]:g})": LOW_RIDGE[1],
             f"{HIGH_RIDGE[0]} (ridge {HIGH_RIDGE[1]:g})": HIGH_RIDGE[1]}
     out_rows = []

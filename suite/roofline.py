@@ -97,10 +97,15 @@ def op_class(row: LayerLike) -> str:
     return op  # attention and the element-wise ops
 
 
-def launched(row: LayerLike) -> bool:
-    """Whether a row is a kernel launch of its own, paying the per-layer dispatch time: runtimes fuse
-    element-wise ops (activations, norms) into the layer before them."""
+def paper_counts(row: LayerLike) -> bool:
+    """Whether the paper's roofline counts a row: convs, linears and attention, not element-wise rows."""
     return getattr(row, "op", "conv") in PAPER_OPS
+
+
+def launched(row: LayerLike) -> bool:
+    """Whether a row is a kernel launch of its own, paying the per-layer dispatch time: the rows the
+    paper counts, as runtimes fuse element-wise ops (activations, norms) into the layer before them."""
+    return paper_counts(row)
 
 
 def timed_class(row: LayerLike, classes) -> str | None:
@@ -135,7 +140,7 @@ def row_classes(layers: Sequence[LayerLike], classes, on_cpu: Sequence[bool]) ->
 
 def _arrays(layers: Iterable[LayerLike]) -> tuple[np.ndarray, np.ndarray]:
     """MACs and bytes of the rows the paper's roofline counts."""
-    rows = [r for r in layers if getattr(r, "op", "conv") in PAPER_OPS]
+    rows = [r for r in layers if paper_counts(r)]
     macs = np.array([float(r.macs) for r in rows])
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r in rows])
     return macs, moved
@@ -202,7 +207,7 @@ def estimate(layers: Sequence[LayerLike], profile: DeviceProfile) -> Estimate:
     class_peaks = dict(profile.class_peaks)
     on_cpu = left_to_cpu(layers, profile.delegate_rejects)
     timed = [(r, c, cpu) for r, c, cpu in zip(layers, row_classes(layers, class_peaks, on_cpu), on_cpu)
-             if c is not None or getattr(r, "op", "conv") in PAPER_OPS]
+             if c is not None or paper_counts(r)]
     slowdown = np.array([peak / class_peaks.get(c, peak) for _, c, _ in timed])
     macs = np.array([float(r.macs) for r, _, _ in timed])
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r, _, _ in timed])
@@ -318,7 +323,7 @@ def _features(layers: Sequence[LayerLike], terms: Terms) -> tuple[np.ndarray, np
     """Per row: MACs, bytes, column of the design matrix (0 = the shared peak, then terms.classes) and
     whether it is launched (pays the per-layer dispatch time)."""
     timed = zip(layers, row_classes(layers, terms.classes, left_to_cpu(layers, terms.rejected)))
-    timed = [(r, c) for r, c in timed if c is not None or getattr(r, "op", "conv") in PAPER_OPS]
+    timed = [(r, c) for r, c in timed if c is not None or paper_counts(r)]
     macs = np.array([float(r.macs) for r, _ in timed])
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r, _ in timed])
     column = np.array([0 if c is None else 1 + terms.classes.index(c) for _, c in timed], dtype=int)
