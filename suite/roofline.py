@@ -370,23 +370,25 @@ class Design:
         have (MIN_CLASS_SHARE) is timed as its parent (or the shared peak): its weight is theirs, not one
         fitted to one model's latency. A model the delegate splits counts toward CPU_FALLBACK alone: an op
         class only such models have could not be told apart from their time on the CPU (FastViT's 7x7
-        depthwise convs on the phone GPUs). Nor does a class that is not in every model but in exactly the
-        models an earlier kept class of OP_CLASSES is in: the rows cannot tell the two apart.
+        depthwise convs on the phone GPUs). Nor does a class that is not in every model left unsplit but in
+        exactly the models an earlier kept class of OP_CLASSES is in: the rows cannot tell the two apart.
         With MNv4-Hybrid-L held out of the S23 CPU's rows, GELU was only in FastViT and ConvNeXt, beside
         their 7x7 depthwise convs, and a GELU peak that took their slowness predicted Hybrid-L's 50 GELUs
         2.4x over; the conv class, first in OP_CLASSES, keeps it."""
         classes = (None, *self.terms.classes)
         have = self.share[rows] >= MIN_CLASS_SHARE
+        whole = len(rows)  # models whose op classes count: those the delegate does not split
         if CPU_FALLBACK in classes:  # a split model's op classes are confounded with its CPU time
             split = have[:, classes.index(CPU_FALLBACK)].copy()
             have &= ~split[:, None]
             have[:, classes.index(CPU_FALLBACK)] = split
+            whole -= int(split.sum())
         seen = have.sum(axis=0)
         target = list(range(self.a.shape[2]))
         kept_in: list[tuple[bool, ...]] = []  # which models each class kept so far is in
         for c in range(1, len(classes)):
             models_with = tuple(have[:, c])
-            confounded = classes[c] != CPU_FALLBACK and seen[c] < len(rows) and models_with in kept_in
+            confounded = classes[c] != CPU_FALLBACK and seen[c] < whole and models_with in kept_in
             if seen[c] < MIN_MODELS_PER_CLASS or confounded:
                 parent = PARENT.get(classes[c])
                 target[c] = classes.index(parent) if parent in classes else 0

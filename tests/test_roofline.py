@@ -358,6 +358,21 @@ def test_an_op_class_only_split_models_have_is_not_fitted_apart_from_their_cpu_t
     assert 1 + terms.classes.index("large_depthwise") not in kept and 1 + terms.classes.index("cpu_fallback") in kept
 
 
+def test_classes_every_unsplit_model_has_are_fitted_apart_though_split_models_do_not_count_them():
+    """Dense and depthwise convs in every model, a third of them split by the delegate: their classes
+    count toward CPU_FALLBACK alone, yet the other models' differing shares of the two still tell the
+    classes apart, as they would if no model were split."""
+    models, measured = _split_by_a_rejected_op(12, seed=12)
+    rng = np.random.default_rng(13)
+    for i, layers in enumerate(models):
+        layers += [Layer(f"d{i}", macs=float(rng.uniform(1e6, 5e7)), weight_bytes=1e4, activation_bytes=1e5, kernel=3),
+                   Layer(f"dw{i}", macs=float(rng.uniform(1e5, 5e6)), weight_bytes=1e3, activation_bytes=1e5,
+                         op="dwconv", kernel=3)]
+    terms = roofline.cost_model_terms(models, ("multiplier",))
+    _, kept = roofline.Design(models, terms, [40.0])._merge(list(range(12)))
+    assert {1 + terms.classes.index(c) for c in ("dense", "depthwise", "cpu_fallback")} <= set(kept)
+
+
 def test_the_per_layer_dispatch_time_is_paid_by_launched_layers_not_by_fused_element_wise_ops():
     conv, gelu = _row("conv"), Layer("act", macs=0, weight_bytes=0, activation_bytes=1e5, op="gelu")
     assert roofline.launched(conv) and not roofline.launched(gelu)
