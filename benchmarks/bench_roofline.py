@@ -40,7 +40,8 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     print(f"   bandwidth        {cmp.bandwidth_bytes_per_s / 1e9:10.2f} GB/s       derived: peak / ridge point")
 
     costed = {m.id: m for m in devices.costed_rows(paper.paper_results()).values()}
-    layers = [devices.model_layers(costed[row["model"]], bpe) for row in cmp.rows]
+    specs = [costed[row["model"]] for row in cmp.rows]
+    layers = [devices.device_layers(spec, cmp.device) for spec in specs]
     densest = max(r.macs / (r.weight_bytes + r.activation_bytes) for rows in layers for r in rows)
     below = "   below the ridge point: every layer memory-bound" if densest < cmp.ridge_point else ""
     print(f"   densest layer    {densest:10.1f} MACs/byte{below}")
@@ -62,7 +63,8 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     fit = devices.FITS[cmp.device]
     measured = [row["paper_ms"] / 1e3 for row in cmp.rows]
     ridge = devices.TARGETS[cmp.device].published_ridge
-    print(f"   cost model       {fit.terms}; class peaks pulled toward the shared one with shrinkage "
+    alignment = devices.TARGETS[cmp.device].last_axis_alignment_bytes
+    print(f"   cost model       {roofline.cost_model_text(fit.terms, alignment)}; class peaks pulled toward the shared one with shrinkage "
           f"{fit.shrinkage:g} (leave-one-out's choice; {fit.folds_choosing_shrinkage} of {len(fit.rows)} nested "
           "folds chose the same)")
     for op_class, peak in fit.class_peaks:
@@ -72,7 +74,7 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     print(f"   held out (the shrinkage{', ridge' if ridge is None else ''} and every weight refitted without the "
           "held-out rows):")
     print(f"     {'cost model':<44} {'Spearman':>8} {'median':>7} {'max':>7}")
-    plain = roofline.leave_one_out(layers, measured, ridge)
+    plain = devices.paper_roofline_held_out(cmp.device, specs, measured)
     macs_only = roofline.leave_one_out(layers, measured, 0.0)  # ridge 0: latency proportional to MACs
     for label, figures in (
         ("this profile, nested leave-one-out", (fit.held_out_spearman, fit.held_out_median_ape, fit.held_out_max_ape)),

@@ -107,10 +107,12 @@ def calibration_set(task, model_spec, data: Path | None, task_id: str, cache_dir
 def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str, Any]:
     """The device latency this machine cannot measure, from the paper's roofline model."""
     from mnv4suite.reference_models.counting import profile as layer_costs
-    from mnv4suite.roofline import BYTES_PER_ELEMENT, Terms, estimate, rates, unsupported_ops
+    from mnv4suite.roofline import (BYTES_PER_ELEMENT, Terms, cost_model_text, estimate, laid_out, rates,
+                                    unsupported_ops)
 
     bytes_per_element = BYTES_PER_ELEMENT[precision]
-    layers = layer_costs(model.module, model.spec.resolution, bytes_per_element).layers
+    layers = laid_out(layer_costs(model.module, model.spec.resolution, bytes_per_element).layers, bytes_per_element,
+                      profile.last_axis_alignment_bytes)
     missing = unsupported_ops(layers, profile)
     if missing:
         raise ValueError(f"{profile.name} does not run {', '.join(missing)}, which {model.spec.id} uses: "
@@ -132,8 +134,9 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
         "overhead_ms": profile.overhead_s * 1e3,
         "dispatch_ms_per_layer": profile.dispatch_s * 1e3,
         "class_peaks": dict(profile.class_peaks),
-        "cost_model": str(Terms(overhead=profile.overhead_s > 0, dispatch=profile.dispatch_s > 0,
-                                classes=tuple(c for c, _ in profile.class_peaks), rejected=profile.delegate_rejects)),
+        "cost_model": cost_model_text(Terms(overhead=profile.overhead_s > 0, dispatch=profile.dispatch_s > 0,
+                                            classes=tuple(c for c, _ in profile.class_peaks),
+                                            rejected=profile.delegate_rejects), profile.last_axis_alignment_bytes),
         # the layers the device's delegate leaves to the CPU: their time is the CPU's, not the accelerator's
         "cpu_fallback_layers": list(found.cpu_layers),
     }

@@ -213,6 +213,24 @@ def test_a_fixed_per_inference_overhead_is_recovered_and_validated():
     assert roofline.fit_with_overhead(models, exact, ridge).overhead_s == pytest.approx(0.0, abs=1e-12)
 
 
+def test_a_padded_last_axis_moves_whole_aligned_lines():
+    """The ANE pads each tensor's last axis to 64 bytes: an fp16 8x8 map moves 64 bytes per row, not
+    16 (4x); a 32-wide one is already aligned. Weights, MACs and shapeless rows stay as they are."""
+    from mnv4suite.reference_models.counting import LayerCost
+
+    small = LayerCost("late", "conv", macs=10, weight_bytes=7, activation_bytes=2 * 2 * 384 * 64,
+                      input_shapes=((1, 384, 8, 8),), output_shape=(1, 384, 8, 8))
+    wide = LayerCost("early", "conv", macs=10, weight_bytes=7, activation_bytes=2 * 2 * 16 * 32 * 32,
+                     input_shapes=((1, 16, 32, 32),), output_shape=(1, 16, 32, 32))
+    hand_made = Layer("h", macs=1, weight_bytes=1, activation_bytes=1)
+    out = roofline.laid_out([small, wide, hand_made], 2, 64)
+    assert out[0].activation_bytes == 4 * small.activation_bytes and out[1] == wide and out[2] == hand_made
+    assert (out[0].macs, out[0].weight_bytes) == (10, 7)
+    assert roofline.laid_out(out, 2, 64) == out  # counted from shapes: laying out twice changes nothing
+    assert roofline.laid_out([small], 2, 0) == [small]  # packed
+    assert roofline.laid_out([small], 1, 64)[0].activation_bytes == 2 * 384 * 8 * 64  # int8: 8 bytes -> 64
+
+
 def test_a_large_depthwise_kernel_is_its_own_class_timed_as_depthwise_unless_it_has_a_peak():
     small = Layer("dw3", macs=1e6, weight_bytes=1e3, activation_bytes=1e3, op="dwconv", kernel=3)
     large = Layer("dw7", macs=1e6, weight_bytes=1e3, activation_bytes=1e3, op="dwconv", kernel=roofline.LARGE_KERNEL)
