@@ -86,8 +86,7 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     folds = []
     for seed, k in ((1, 5), (2, 5), (3, 3)):
         order = np.random.default_rng(seed).permutation(len(measured))
-        held = roofline.nested_cross_validate(layers, measured, [list(map(int, order[j::k])) for j in range(k)], ridge,
-                                              devices.TARGETS[cmp.device].delegate_rejects)
+        held = devices.nested_held_out(cmp.device, layers, measured, [list(map(int, order[j::k])) for j in range(k)])
         h = held.held_out
         folds.append(f"{k}-fold #{seed}: {h.median_abs_pct_error:.1f}% / {h.max_abs_pct_error:.0f}% / {h.spearman:.3f}")
     print(f"     other partitions, nested (median / max / Spearman): {'; '.join(folds)}")

@@ -52,6 +52,8 @@ class Target:
     delegate_rejects: tuple[str, ...] = ()
     #: bytes its runtime pads each activation's last axis to (roofline.laid_out; 0: packed)
     last_axis_alignment_bytes: int = 0
+    #: (kernel, stride) of the depthwise convs its runtime has a kernel of its own for (roofline.op_class)
+    dedicated_depthwise: tuple[tuple[int, int], ...] | None = None
 
 
 #: TFLite's GPU delegate rejects a DEPTHWISE_CONV_2D whose depth_multiplier is not 1 unless its input has
@@ -59,6 +61,13 @@ class Target:
 #: the largest partition of the graph: FastViT's channel-multiplier convs, one per stage, leave all but
 #: its longest stage on the CPU, which is why it runs on the phone GPUs at about their CPUs' speed.
 GPU_DELEGATE_REJECTS = ("multiplier",)
+
+#: The GPU delegate's own depthwise kernel (DepthwiseConv3x3) takes 3x3 windows at stride 1 only
+#: (IsDepthwiseConv3x3Supported); every other depthwise conv runs its general one. Its kernel selector
+#: (dw_convolution_selector.cc) uses it on Adreno, but on Mali only for Bifrost and Valhall gen 1: the
+#: Pixel 7's Mali-G710 is Valhall gen 3 (gpu_info.cc), so there every depthwise conv is general.
+ADRENO_DEDICATED_DEPTHWISE = ((3, 1),)
+MALI_G710_DEDICATED_DEPTHWISE = ()
 
 #: The Neural Engine pads the last axis of every buffer (W of Core ML's NCHW) to 64 bytes (Apple,
 #: "Deploying Transformers on the Apple Neural Engine", 2022, principle 1: a singleton last axis costs
@@ -75,9 +84,9 @@ TARGETS: dict[str, Target] = {
                unsupported_ops=("attention", "gelu", "layernorm")),
         Target("pixel8_edgetpu", "Google Pixel 8 EdgeTPU (TFLite int8)", "edgetpu", "int8", "pixel8_edgetpu", 433.8),
         Target("pixel7_gpu", "Google Pixel 7 GPU, Mali (TFLite fp16)", "gpu", "fp16", "pixel7_gpu",
-               delegate_rejects=GPU_DELEGATE_REJECTS),
+               delegate_rejects=GPU_DELEGATE_REJECTS, dedicated_depthwise=MALI_G710_DEDICATED_DEPTHWISE),
         Target("s23_gpu", "Samsung Galaxy S23 GPU, Adreno (TFLite fp16)", "gpu", "fp16", "s23_gpu",
-               delegate_rejects=GPU_DELEGATE_REJECTS),
+               delegate_rejects=GPU_DELEGATE_REJECTS, dedicated_depthwise=ADRENO_DEDICATED_DEPTHWISE),
         Target("iphone13_ane", "Apple iPhone 13 Neural Engine (Core ML fp16)", "npu", "fp16", "iphone13_coreml",
                last_axis_alignment_bytes=ANE_LAST_AXIS_ALIGNMENT),
     )
@@ -119,8 +128,9 @@ class DeviceFit:
     @property
     def terms(self) -> roofline.Terms:
         """Every fit is the full cost model (``roofline.cost_model_terms``); a weight may be zero."""
+        target = TARGETS[self.device]
         return roofline.Terms(overhead=True, dispatch=True, classes=tuple(c for c, _ in self.class_peaks),
-                              rejected=TARGETS[self.device].delegate_rejects)
+                              rejected=target.delegate_rejects, dedicated_depthwise=target.dedicated_depthwise)
 
     def as_fit(self) -> roofline.Fit:
         return roofline.Fit(self.ridge_point, self.peak_macs_per_s, self.rms_log_error, len(self.rows),
@@ -163,8 +173,9 @@ FITS: dict[str, DeviceFit] = {
         held_out_spearman=0.997, held_out_median_ape=3.5, held_out_max_ape=24.1,
         dispatch_s=4.509e-07,
         class_peaks=(
-            ('dense', 1.655e+11), ('depthwise', 1.16e+11), ('large_depthwise', 1.404e+09), ('multiplier', 1.33e+10),
-            ('attention', 6.425e+10), ('gelu', 8.983e+10), ('add', 8.656e+10), ('mul', 1.542e+12),
+            ('dense', 1.655e+11), ('depthwise', 1.16e+11), ('general_depthwise', 1.404e+09),
+            ('multiplier', 1.33e+10), ('attention', 6.425e+10), ('gelu', 8.983e+10), ('add', 8.656e+10),
+            ('mul', 1.542e+12),
         ),
         shrinkage=3.0, folds_choosing_shrinkage=15,
         plain_held_out_spearman=0.917, plain_held_out_median_ape=64.8,
@@ -181,9 +192,9 @@ FITS: dict[str, DeviceFit] = {
         's23_cpu', ridge_point=39.7, ridge_from='published', peak_macs_per_s=1.686e+11, rms_log_error=0.098,
         held_out_spearman=0.986, held_out_median_ape=10.9, held_out_max_ape=33.6,
         class_peaks=(
-            ('dense', 2.313e+11), ('depthwise', 1.843e+11), ('large_depthwise', 2.04e+09), ('multiplier', 7.829e+09),
-            ('grouped', 2.428e+09), ('attention', 3.411e+10), ('gelu', 3.492e+11), ('hardswish', 4.773e+11),
-            ('layernorm', 1.686e+11), ('add', 6.721e+11), ('mul', 1e+15),
+            ('dense', 2.313e+11), ('depthwise', 1.843e+11), ('general_depthwise', 2.04e+09),
+            ('multiplier', 7.829e+09), ('grouped', 2.428e+09), ('attention', 3.411e+10), ('gelu', 3.492e+11),
+            ('hardswish', 4.773e+11), ('layernorm', 1.686e+11), ('add', 6.721e+11), ('mul', 1e+15),
         ),
         shrinkage=3.0, folds_choosing_shrinkage=14,
         plain_held_out_spearman=0.853, plain_held_out_median_ape=76.1,
@@ -218,7 +229,7 @@ FITS: dict[str, DeviceFit] = {
         held_out_spearman=0.973, held_out_median_ape=5.7, held_out_max_ape=23.3,
         overhead_s=0.0005247,
         class_peaks=(
-            ('dense', 7.173e+12), ('depthwise', 1e+15), ('large_depthwise', 3.922e+12), ('multiplier', 1.727e+12),
+            ('dense', 7.173e+12), ('depthwise', 1e+15), ('general_depthwise', 3.922e+12), ('multiplier', 1.727e+12),
             ('attention', 9.142e+11), ('gelu', 1e+15), ('add', 6.384e+12), ('mul', 2.545e+12),
         ),
         shrinkage=0.1, folds_choosing_shrinkage=5,
@@ -237,8 +248,8 @@ FITS: dict[str, DeviceFit] = {
         held_out_spearman=0.964, held_out_median_ape=10.9, held_out_max_ape=33.5,
         overhead_s=0.006525,
         class_peaks=(
-            ('dense', 3.521e+11), ('depthwise', 3.521e+11), ('large_depthwise', 3.521e+11), ('attention', 3.521e+11),
-            ('gelu', 3.522e+11), ('add', 3.521e+11), ('mul', 3.518e+11), ('cpu_fallback', 7.508e+10),
+            ('dense', 3.521e+11), ('general_depthwise', 3.521e+11), ('attention', 3.521e+11), ('gelu', 3.522e+11),
+            ('add', 3.521e+11), ('mul', 3.518e+11), ('cpu_fallback', 7.508e+10),
         ),
         shrinkage=1000000.0, folds_choosing_shrinkage=16,
         plain_held_out_spearman=0.813, plain_held_out_median_ape=55.4,
@@ -252,16 +263,16 @@ FITS: dict[str, DeviceFit] = {
         ),
     ),
     's23_gpu': DeviceFit(
-        's23_gpu', ridge_point=9.7, ridge_from='fitted', peak_macs_per_s=7.665e+11, rms_log_error=0.077,
-        held_out_spearman=0.986, held_out_median_ape=8.3, held_out_max_ape=42.9,
-        overhead_s=0.000669,
-        dispatch_s=1.629e-05,
+        's23_gpu', ridge_point=8.3, ridge_from='fitted', peak_macs_per_s=8.559e+11, rms_log_error=0.06,
+        held_out_spearman=0.99, held_out_median_ape=10.1, held_out_max_ape=28.4,
+        overhead_s=0.0006634,
+        dispatch_s=1.415e-05,
         class_peaks=(
-            ('dense', 1.346e+12), ('depthwise', 4.425e+11), ('large_depthwise', 4.425e+11), ('grouped', 1.967e+10),
-            ('attention', 3.714e+11), ('gelu', 1e+15), ('hardswish', 1e+15), ('layernorm', 7.665e+11),
-            ('add', 4.578e+10), ('mul', 1e+15), ('cpu_fallback', 2.868e+10),
+            ('dense', 8.545e+11), ('depthwise', 1e+15), ('general_depthwise', 8.21e+10), ('grouped', 1.484e+10),
+            ('attention', 2.863e+11), ('gelu', 1e+15), ('hardswish', 1e+15), ('layernorm', 8.559e+11),
+            ('add', 4.403e+10), ('mul', 2.765e+11), ('cpu_fallback', 2.749e+10),
         ),
-        shrinkage=3.0, folds_choosing_shrinkage=2,
+        shrinkage=1.0, folds_choosing_shrinkage=17,
         plain_held_out_spearman=0.775, plain_held_out_median_ape=73.3,
         rows=(
             ('MobileNet-V2-0.5x', 1.9), ('MobileNet-V3L-0.5x', 2.1), ('MobileOne-S0', 1.7), ('MobileNet-V2', 2.5),
@@ -278,7 +289,7 @@ FITS: dict[str, DeviceFit] = {
         held_out_spearman=0.969, held_out_median_ape=7.5, held_out_max_ape=32.4,
         overhead_s=0.0002245,
         class_peaks=(
-            ('dense', 1.602e+12), ('depthwise', 3.291e+12), ('large_depthwise', 1e+15), ('multiplier', 3.609e+12),
+            ('dense', 1.602e+12), ('depthwise', 3.291e+12), ('general_depthwise', 1e+15), ('multiplier', 3.609e+12),
             ('grouped', 2.151e+11), ('attention', 3.327e+11), ('gelu', 3.609e+12), ('hardswish', 9.058e+12),
             ('layernorm', 3.609e+12), ('add', 6.444e+12), ('mul', 1e+15),
         ),
@@ -331,6 +342,7 @@ def _profile(target: Target, fitted: DeviceFit) -> DeviceProfile:
         unsupported_ops=target.unsupported_ops,
         delegate_rejects=target.delegate_rejects,
         last_axis_alignment_bytes=target.last_axis_alignment_bytes,
+        dedicated_depthwise=target.dedicated_depthwise,
     )
 
 
@@ -534,6 +546,16 @@ def paper_roofline_held_out(device: str, specs: Sequence[ModelSpec], measured_s:
     return roofline.leave_one_out(layers, measured_s, target.published_ridge)
 
 
+def nested_held_out(device: str, models: Sequence[Sequence], measured_s: Sequence[float],
+                    folds: Sequence[Sequence[int]] | None = None) -> roofline.NestedHeldOut:
+    """The device's whole fitting procedure validated on models it never saw: leave-one-out, or ``folds``
+    (``roofline.nested_cross_validate`` with the device's ridge, delegate and kernels)."""
+    target = TARGETS[device]
+    folds = folds if folds is not None else [[i] for i in range(len(models))]
+    return roofline.nested_cross_validate(models, measured_s, folds, target.published_ridge, target.delegate_rejects,
+                                          target.dedicated_depthwise)
+
+
 def fit_device(device: str, latencies_ms: dict[str, float], specs: dict[str, ModelSpec]) -> DeviceFit:
     """Fit one device's cost model (``roofline.choose_cost_model``: the roofline at the published ridge
     point or a fitted one, a per-inference and a per-layer time, a peak per op class pulled toward the
@@ -543,10 +565,11 @@ def fit_device(device: str, latencies_ms: dict[str, float], specs: dict[str, Mod
     names = [n for n in latencies_ms if n in specs]
     models = [device_layers(specs[n], device) for n in names]
     measured_s = [latencies_ms[n] / 1e3 for n in names]
-    chosen = roofline.choose_cost_model(models, measured_s, target.published_ridge, target.delegate_rejects)
+    chosen = roofline.choose_cost_model(models, measured_s, target.published_ridge, target.delegate_rejects,
+                                        target.dedicated_depthwise)
     fit = roofline.fit_terms(models, measured_s, chosen.terms, target.published_ridge, chosen.shrinkage)
     # the honest figures: shrinkage chosen and weights fitted without the model each fold holds out
-    nested = roofline.nested_leave_one_out(models, measured_s, target.published_ridge, target.delegate_rejects)
+    nested = nested_held_out(device, models, measured_s)
     held, plain = nested.held_out, paper_roofline_held_out(device, [specs[n] for n in names], measured_s)
     return DeviceFit(
         device=device,

@@ -439,6 +439,9 @@ class DeviceProfile:
     #: op classes its delegate rejects: they, and every piece of the graph but the largest run of
     #: accepted ops, run on the CPU (roofline.CPU_FALLBACK), timed at the "cpu_fallback" class peak
     delegate_rejects: tuple[str, ...] = ()
+    #: (kernel, stride) of the depthwise convs its runtime has a kernel of its own for; the others run on
+    #: its general kernel ("general_depthwise"). None: windows narrower than 7 (roofline.op_class)
+    dedicated_depthwise: tuple[tuple[int, int], ...] | None = None
     #: bytes its runtime pads the last axis of every activation tensor to (0: packed), so an op moves
     #: more than its elements: roofline.laid_out
     last_axis_alignment_bytes: int = 0

@@ -65,7 +65,7 @@ PAPER_OPS = frozenset({"conv", "dwconv", "mdwconv", "gconv", "linear", "attentio
 #: own: a runtime may have a fast kernel for one (hard-swish) and fall back to a slow one for another
 #: (GELU's erf), and the paper's roofline does not time them at all. "add" and "mul" are the residual
 #: adds and squeeze-excite multiplies: pure memory traffic, a broadcast multiply maybe a slow one.
-OP_CLASSES = ("pointwise", "dense", "depthwise", "large_depthwise", "multiplier", "grouped", "attention", "gelu",
+OP_CLASSES = ("pointwise", "dense", "depthwise", "general_depthwise", "multiplier", "grouped", "attention", "gelu",
               "hardswish", "layernorm", "groupnorm", "add", "mul", "cpu_fallback")
 
 #: Not an op but where rows run: the layers a delegate leaves to the CPU. A TFLite delegate hands the
@@ -74,20 +74,37 @@ OP_CLASSES = ("pointwise", "dense", "depthwise", "large_depthwise", "multiplier"
 #: piece runs at the CPU's speed, not the accelerator's.
 CPU_FALLBACK = "cpu_fallback"
 
-#: A depthwise kernel this wide or wider is "large_depthwise": mobile runtimes ship single-pass depthwise
-#: kernels for 3x3 and 5x5 windows (XNNPACK's 9- and 25-tap micro-kernels, TFLite GPU's 3x3 one) and take
-#: a general, slower path beyond them (FastViT's and ConvNeXt's 7x7).
+#: A depthwise conv the runtime has no kernel written for runs on its general, slower one:
+#: "general_depthwise". Unless a device says which (kernel, stride) pairs have their own kernel, that is
+#: a window this wide or wider: mobile CPU runtimes ship single-pass kernels for 3x3 and 5x5 windows
+#: (XNNPACK's 9- and 25-tap micro-kernels) and take a general path beyond them (FastViT's and ConvNeXt's 7x7).
 LARGE_KERNEL = 7
 
-#: A class without a term of its own is timed as its parent when the parent has one (a 7x7 depthwise conv
-#: is still depthwise), else at the shared peak.
-PARENT = {"large_depthwise": "depthwise"}
+#: A class without a term of its own is timed as its parent when the parent has one (a depthwise conv on
+#: the general kernel is still depthwise), else at the shared peak.
+PARENT = {"general_depthwise": "depthwise"}
+
+#: (kernel, stride) pairs: the depthwise convs a runtime has a kernel of its own for
+DepthwiseKernels = Collection[tuple[int, int]]
 
 
-def op_class(row: LayerLike) -> str:
+def stride(row: LayerLike) -> int:
+    """A conv row's stride, from its input and output widths (1 for a row without shapes)."""
+    inputs, output = getattr(row, "input_shapes", ()), getattr(row, "output_shape", ())
+    if not inputs or len(inputs[0]) != 4 or len(output) != 4 or not output[-1]:
+        return 1
+    return max(1, round(inputs[0][-1] / output[-1]))
+
+
+def op_class(row: LayerLike, dedicated_depthwise: DepthwiseKernels | None = None) -> str:
+    """The row's op class; ``dedicated_depthwise``: the (kernel, stride) pairs of the depthwise convs the
+    device's runtime has a kernel of their own for (None: windows narrower than LARGE_KERNEL)."""
     op = getattr(row, "op", "conv")
     if op == "dwconv":
-        return "large_depthwise" if getattr(row, "kernel", 1) >= LARGE_KERNEL else "depthwise"
+        kernel = getattr(row, "kernel", 1)
+        dedicated = kernel < LARGE_KERNEL if dedicated_depthwise is None else \
+            (kernel, stride(row)) in dedicated_depthwise
+        return "depthwise" if dedicated else "general_depthwise"
     if op in ("mdwconv", "gconv"):
         return {"mdwconv": "multiplier", "gconv": "grouped"}[op]
     if op == "conv":
@@ -108,18 +125,19 @@ def launched(row: LayerLike) -> bool:
     return paper_counts(row)
 
 
-def timed_class(row: LayerLike, classes) -> str | None:
+def timed_class(row: LayerLike, classes, dedicated_depthwise: DepthwiseKernels | None = None) -> str | None:
     """The class of ``classes`` (those with their own peak) a row is timed as; None: the shared peak."""
-    c = op_class(row)
+    c = op_class(row, dedicated_depthwise)
     while c is not None and c not in classes:
         c = PARENT.get(c)
     return c
 
 
-def left_to_cpu(layers: Sequence[LayerLike], rejected: Collection[str]) -> list[bool]:
+def left_to_cpu(layers: Sequence[LayerLike], rejected: Collection[str],
+                dedicated_depthwise: DepthwiseKernels | None = None) -> list[bool]:
     """Per row (rows in execution order): whether it runs on the CPU, because the delegate rejects its
     op class or delegates a larger run of accepted rows instead (CPU_FALLBACK)."""
-    accepted = [op_class(r) not in rejected for r in layers]
+    accepted = [op_class(r, dedicated_depthwise) not in rejected for r in layers]
     if all(accepted):
         return [False] * len(accepted)
     largest, start = (0, 0), None
@@ -131,11 +149,13 @@ def left_to_cpu(layers: Sequence[LayerLike], rejected: Collection[str]) -> list[
     return [not largest[0] <= i < largest[1] for i in range(len(accepted))]
 
 
-def row_classes(layers: Sequence[LayerLike], classes, on_cpu: Sequence[bool]) -> list[str | None]:
+def row_classes(layers: Sequence[LayerLike], classes, on_cpu: Sequence[bool],
+                dedicated_depthwise: DepthwiseKernels | None = None) -> list[str | None]:
     """``timed_class`` of each row, except that rows left to the CPU (``left_to_cpu``) are CPU_FALLBACK
     where it is one of ``classes`` (else timed as their op's class: one model's fallback is no peak to fit)."""
     fallback = CPU_FALLBACK in classes
-    return [CPU_FALLBACK if cpu and fallback else timed_class(r, classes) for r, cpu in zip(layers, on_cpu)]
+    return [CPU_FALLBACK if cpu and fallback else timed_class(r, classes, dedicated_depthwise)
+            for r, cpu in zip(layers, on_cpu)]
 
 
 def _arrays(layers: Iterable[LayerLike]) -> tuple[np.ndarray, np.ndarray]:
@@ -227,8 +247,10 @@ def estimate(layers: Sequence[LayerLike], profile: DeviceProfile) -> Estimate:
     dispatch and fixed per-inference times."""
     peak, bandwidth = rates(profile)
     class_peaks = dict(profile.class_peaks)
-    on_cpu = left_to_cpu(layers, profile.delegate_rejects)
-    timed = [(r, c, cpu) for r, c, cpu in zip(layers, row_classes(layers, class_peaks, on_cpu), on_cpu)
+    dedicated = profile.dedicated_depthwise
+    on_cpu = left_to_cpu(layers, profile.delegate_rejects, dedicated)
+    classes = row_classes(layers, class_peaks, on_cpu, dedicated)
+    timed = [(r, c, cpu) for r, c, cpu in zip(layers, classes, on_cpu)
              if c is not None or paper_counts(r)]
     slowdown = np.array([peak / class_peaks.get(c, peak) for _, c, _ in timed])
     macs = np.array([float(r.macs) for r, _, _ in timed])
@@ -279,6 +301,8 @@ class Terms:
     dispatch: bool = False  # seconds per launched layer (conv, linear, attention): an accelerator's per-op cost
     classes: tuple[str, ...] = ()  # op classes (OP_CLASSES, not "pointwise") with their own effective peak
     rejected: tuple[str, ...] = ()  # op classes the delegate leaves to the CPU, splitting the graph there
+    #: (kernel, stride) of the depthwise convs the runtime has its own kernel for (op_class; None: the default)
+    dedicated_depthwise: tuple[tuple[int, int], ...] | None = None
 
     def __str__(self) -> str:
         parts = (["overhead"] if self.overhead else []) + (["per-layer dispatch"] if self.dispatch else [])
@@ -293,9 +317,15 @@ PLAIN = Terms()
 
 
 def cost_model_text(terms: Terms, last_axis_alignment: int = 0) -> str:
-    """The terms, and the layout the rows were counted in where it is not packed (``laid_out``)."""
-    return str(terms) + (f" on activations whose last axis is padded to {last_axis_alignment} bytes"
-                         if last_axis_alignment else "")
+    """The terms, with what the rows were classed and counted by where it is not the default: the
+    depthwise convs the runtime has kernels of its own for (``op_class``), and its layout (``laid_out``)."""
+    text = str(terms)
+    if terms.dedicated_depthwise is not None:
+        own = ", ".join(f"{k}x{k} stride {s}" for k, s in terms.dedicated_depthwise) or "none"
+        text += f" (depthwise kernels of the runtime's own: {own}; the others general_depthwise)"
+    if last_axis_alignment:
+        text += f" on activations whose last axis is padded to {last_axis_alignment} bytes"
+    return text
 
 
 @dataclass(frozen=True)
@@ -350,7 +380,8 @@ def fit_peak(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
 def _features(layers: Sequence[LayerLike], terms: Terms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per row: MACs, bytes, column of the design matrix (0 = the shared peak, then terms.classes) and
     whether it is launched (pays the per-layer dispatch time)."""
-    timed = zip(layers, row_classes(layers, terms.classes, left_to_cpu(layers, terms.rejected)))
+    on_cpu = left_to_cpu(layers, terms.rejected, terms.dedicated_depthwise)
+    timed = zip(layers, row_classes(layers, terms.classes, on_cpu, terms.dedicated_depthwise))
     timed = [(r, c) for r, c in timed if c is not None or paper_counts(r)]
     macs = np.array([float(r.macs) for r, _ in timed])
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r, _ in timed])
@@ -659,16 +690,20 @@ MIN_CLASS_SHARE = 1e-3
 SHRINKAGE_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 1e6)
 
 
-def cost_model_terms(models: Sequence[Sequence[LayerLike]], rejected: Sequence[str] = ()) -> Terms:
+def cost_model_terms(models: Sequence[Sequence[LayerLike]], rejected: Sequence[str] = (),
+                     dedicated_depthwise: DepthwiseKernels | None = None) -> Terms:
     """Every term a cost model may use on these models: a fixed per-inference time, a per-layer
     dispatch time, and an effective peak for each op class that MIN_MODELS_PER_CLASS of them have,
     CPU_FALLBACK included where ``rejected`` (op classes the delegate rejects, which never run on the
-    accelerator) splits that many."""
-    split = [any(left_to_cpu(layers, rejected)) for layers in models]
-    have = [{op_class(r) for r in layers} | ({CPU_FALLBACK} if s else set()) for layers, s in zip(models, split)]
+    accelerator) splits that many; depthwise convs classed by the runtime's ``dedicated_depthwise``."""
+    dedicated = None if dedicated_depthwise is None else tuple(sorted(dedicated_depthwise))
+    split = [any(left_to_cpu(layers, rejected, dedicated)) for layers in models]
+    have = [{op_class(r, dedicated) for r in layers} | ({CPU_FALLBACK} if s else set())
+            for layers, s in zip(models, split)]
     classes = tuple(c for c in OP_CLASSES[1:]
                     if c not in rejected and sum(c in h for h in have) >= MIN_MODELS_PER_CLASS)
-    return Terms(overhead=True, dispatch=True, classes=classes, rejected=tuple(rejected))
+    return Terms(overhead=True, dispatch=True, classes=classes, rejected=tuple(rejected),
+                 dedicated_depthwise=dedicated)
 
 
 def _loo_rows(design: Design, rows: Sequence[int], measured: np.ndarray, shrinkage: float) -> HeldOut:
@@ -700,12 +735,13 @@ class CostModel:
 
 
 def choose_cost_model(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
-                      ridge_point: float | None, rejected: Sequence[str] = ()) -> CostModel:
+                      ridge_point: float | None, rejected: Sequence[str] = (),
+                      dedicated_depthwise: DepthwiseKernels | None = None) -> CostModel:
     """Every term of ``cost_model_terms``, the shrinkage of the class peaks chosen by leave-one-out."""
     measured = _check(models, measured_s)
     if len(measured) < 3:
         raise ValueError(f"choosing a cost model needs at least three models (got {len(measured)})")
-    terms = cost_model_terms(models, rejected)
+    terms = cost_model_terms(models, rejected, dedicated_depthwise)
     design = Design(models, terms, _ridges(ridge_point))
     shrinkage, held = _choose_shrinkage(design, list(range(len(measured))), measured)
     return CostModel(terms, shrinkage, held, leave_one_out(models, measured, ridge_point))
@@ -721,7 +757,8 @@ class NestedHeldOut:
 
 def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
                           folds: Sequence[Sequence[int]], ridge_point: float | None,
-                          rejected: Sequence[str] = ()) -> NestedHeldOut:
+                          rejected: Sequence[str] = (),
+                          dedicated_depthwise: DepthwiseKernels | None = None) -> NestedHeldOut:
     """Cross-validation around the whole fitting procedure: for each fold, the shrinkage is chosen (by
     leave-one-out on the other models) and the weights fitted on the others alone. Nothing about a
     held-out model, not even how free the class peaks may be, comes from its own latency."""
@@ -729,7 +766,7 @@ def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Seq
     _folds_checked(folds, len(measured))
     if any(len(measured) - len(set(fold)) < 3 for fold in folds):
         raise ValueError("a fold leaves fewer than three models to choose a cost model on")
-    design = Design(models, cost_model_terms(models, rejected), _ridges(ridge_point))
+    design = Design(models, cost_model_terms(models, rejected, dedicated_depthwise), _ridges(ridge_point))
     predicted, chosen = np.zeros(len(measured)), [0.0] * len(measured)
     for fold in folds:
         held = sorted(set(fold))
@@ -743,11 +780,13 @@ def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Seq
 
 
 def nested_leave_one_out(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
-                         ridge_point: float | None, rejected: Sequence[str] = ()) -> NestedHeldOut:
+                         ridge_point: float | None, rejected: Sequence[str] = (),
+                         dedicated_depthwise: DepthwiseKernels | None = None) -> NestedHeldOut:
     """``nested_cross_validate`` with one model per fold: the figures every estimate carries."""
     if len(models) < 4:
         raise ValueError(f"nested leave-one-out needs at least four models (got {len(models)})")
-    return nested_cross_validate(models, measured_s, [[i] for i in range(len(models))], ridge_point, rejected)
+    return nested_cross_validate(models, measured_s, [[i] for i in range(len(models))], ridge_point, rejected,
+                                 dedicated_depthwise)
 
 
 # --------------------------------------------------------------------------- rank correlation

@@ -136,7 +136,9 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
         "class_peaks": dict(profile.class_peaks),
         "cost_model": cost_model_text(Terms(overhead=profile.overhead_s > 0, dispatch=profile.dispatch_s > 0,
                                             classes=tuple(c for c, _ in profile.class_peaks),
-                                            rejected=profile.delegate_rejects), profile.last_axis_alignment_bytes),
+                                            rejected=profile.delegate_rejects,
+                                            dedicated_depthwise=profile.dedicated_depthwise),
+                                      profile.last_axis_alignment_bytes),
         # the layers the device's delegate leaves to the CPU: their time is the CPU's, not the accelerator's
         "cpu_fallback_layers": list(found.cpu_layers),
     }

@@ -98,7 +98,7 @@ def test_missing_device_still_prepares_stands_in_and_estimates(run_cli, tmp_path
     assert result["estimate"]["overhead_ms"] == pytest.approx(edgetpu.overhead_s * 1e3) and edgetpu.overhead_s > 0
     assert result["estimate"]["dispatch_ms_per_layer"] == pytest.approx(edgetpu.dispatch_s * 1e3)
     assert result["estimate"]["class_peaks"] == pytest.approx(dict(edgetpu.class_peaks))
-    assert "large_depthwise" in result["estimate"]["class_peaks"]
+    assert "general_depthwise" in result["estimate"]["class_peaks"]
     assert result["estimate"]["cpu_fallback_layers"] == []  # its delegate takes every op the model has
     assert f"±{result['estimate']['typical_error_pct']:.0f}% (estimated, pixel8_edgetpu)" in run.stdout
 

@@ -167,6 +167,28 @@ def synthetic_models(n: int = 8, seed: int = 0) -> list[list[Layer]]:
                    activation_bytes=float(rng.uniform(1e4, 1e6))) for j in range(12)] for i in range(n)]
 
 
+def test_which_depthwise_convs_run_the_general_kernel_is_the_runtimes_to_say():
+    """The TFLite GPU delegate on Adreno has a kernel of its own for 3x3 stride-1 depthwise convs only;
+    a strided 3x3 or a 5x5 runs the general one, as everything does on the Pixel 7's Mali. Stride comes
+    from the row's shapes; without its own list a device gets the CPU runtimes' rule (LARGE_KERNEL)."""
+    from mnv4suite.reference_models.counting import LayerCost
+
+    def dw(kernel, stride):
+        return LayerCost(f"dw{kernel}s{stride}", "dwconv", macs=10**6, weight_bytes=100, activation_bytes=10**4,
+                         input_shapes=((1, 32, 16, 16),), output_shape=(1, 32, 16 // stride, 16 // stride),
+                         kernel=kernel)
+
+    rows = [dw(3, 1), dw(3, 2), dw(5, 1)]
+    assert [roofline.stride(r) for r in rows] == [1, 2, 1]
+    assert [roofline.op_class(r) for r in rows] == ["depthwise"] * 3
+    assert [roofline.op_class(r, ((3, 1),)) for r in rows] == ["depthwise", "general_depthwise", "general_depthwise"]
+    assert [roofline.op_class(r, ()) for r in rows] == ["general_depthwise"] * 3
+    adreno = DeviceProfile("g", "g", "gpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
+                           class_peaks=(("general_depthwise", GIGA / 10),), dedicated_depthwise=((3, 1),))
+    assert roofline.estimate(rows, adreno).total_s == pytest.approx(1e-3 + 2 * 10e-3)
+    assert roofline.cost_model_terms([rows, rows], dedicated_depthwise=[(3, 1)]).dedicated_depthwise == ((3, 1),)
+
+
 def test_held_out_predictions_are_exact_when_the_device_is_a_roofline():
     models = synthetic_models()
     ridge, peak = 40.0, 2e11
@@ -231,16 +253,16 @@ def test_a_padded_last_axis_moves_whole_aligned_lines():
     assert roofline.laid_out([small], 1, 64)[0].activation_bytes == 2 * 384 * 8 * 64  # int8: 8 bytes -> 64
 
 
-def test_a_large_depthwise_kernel_is_its_own_class_timed_as_depthwise_unless_it_has_a_peak():
+def test_a_wide_depthwise_window_runs_the_general_kernel_timed_as_depthwise_unless_it_has_a_peak():
     small = Layer("dw3", macs=1e6, weight_bytes=1e3, activation_bytes=1e3, op="dwconv", kernel=3)
     large = Layer("dw7", macs=1e6, weight_bytes=1e3, activation_bytes=1e3, op="dwconv", kernel=roofline.LARGE_KERNEL)
-    assert (roofline.op_class(small), roofline.op_class(large)) == ("depthwise", "large_depthwise")
+    assert (roofline.op_class(small), roofline.op_class(large)) == ("depthwise", "general_depthwise")
     assert roofline.timed_class(large, ("depthwise",)) == "depthwise" and roofline.timed_class(large, ()) is None
     depthwise_slow = DeviceProfile("d", "d", "cpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
                                    class_peaks=(("depthwise", GIGA / 4),))
     assert roofline.estimate([large], depthwise_slow).total_s == pytest.approx(4e-3)  # its parent's peak
     both = DeviceProfile("d", "d", "cpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
-                         class_peaks=(("depthwise", GIGA / 4), ("large_depthwise", GIGA / 20)))
+                         class_peaks=(("depthwise", GIGA / 4), ("general_depthwise", GIGA / 20)))
     assert roofline.estimate([small, large], both).total_s == pytest.approx(4e-3 + 20e-3)
 
 
@@ -291,11 +313,11 @@ def test_a_class_in_exactly_the_models_an_earlier_class_is_in_is_not_fitted_apar
     models[3].append(Layer("gelu3", macs=0, weight_bytes=0, activation_bytes=4e5, op="gelu"))
     measured = np.array([roofline.mac_equivalents(m, 40.0) / 2e11 * (2.0 if i < 3 else 1.0) for i, m in enumerate(models)])
     design = roofline.Design(models, roofline.cost_model_terms(models), [40.0])
-    column = {c: 1 + design.terms.classes.index(c) for c in ("large_depthwise", "gelu")}
+    column = {c: 1 + design.terms.classes.index(c) for c in ("general_depthwise", "gelu")}
     _, x, _ = design.fit([0, 1, 2, 4, 5, 6], measured)  # GELU only where the 7x7 convs are
-    assert x[column["gelu"]] == pytest.approx(x[0]) and x[column["large_depthwise"]] > 2 * x[0]
+    assert x[column["gelu"]] == pytest.approx(x[0]) and x[column["general_depthwise"]] > 2 * x[0]
     _, kept = design._merge([0, 1, 2, 3, 4, 5, 6])  # with model 3 they are told apart
-    assert column["gelu"] in kept and column["large_depthwise"] in kept
+    assert column["gelu"] in kept and column["general_depthwise"] in kept
 
 
 def test_nested_leave_one_out_validates_the_choice_too():
@@ -371,9 +393,9 @@ def test_an_op_class_only_split_models_have_is_not_fitted_apart_from_their_cpu_t
     for i in range(0, 12, 3):
         models[i].append(Layer(f"dw7_{i}", macs=5e6, weight_bytes=1e3, activation_bytes=1e3, op="dwconv", kernel=7))
     terms = roofline.cost_model_terms(models, ("multiplier",))
-    assert "large_depthwise" in terms.classes
+    assert "general_depthwise" in terms.classes
     merge, kept = roofline.Design(models, terms, [40.0])._merge(list(range(12)))
-    assert 1 + terms.classes.index("large_depthwise") not in kept and 1 + terms.classes.index("cpu_fallback") in kept
+    assert 1 + terms.classes.index("general_depthwise") not in kept and 1 + terms.classes.index("cpu_fallback") in kept
 
 
 def test_classes_every_unsplit_model_has_are_fitted_apart_though_split_models_do_not_count_them():
