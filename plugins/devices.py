@@ -132,11 +132,6 @@ class DeviceFit:
         return roofline.Terms(overhead=True, dispatch=True, classes=tuple(c for c, _ in self.class_peaks),
                               rejected=target.delegate_rejects, dedicated_depthwise=target.dedicated_depthwise)
 
-    def as_fit(self) -> roofline.Fit:
-        return roofline.Fit(self.ridge_point, self.peak_macs_per_s, self.rms_log_error, len(self.rows),
-                            overhead_s=self.overhead_s, dispatch_s=self.dispatch_s, class_peaks=self.class_peaks,
-                            terms=self.terms)
-
     def agrees_with(self, other: "DeviceFit") -> bool:
         """Same rows, same numbers to their stored precision (a re-fit elsewhere may differ in a last digit)."""
         return (

@@ -731,7 +731,6 @@ class CostModel:
     terms: Terms
     shrinkage: float
     held_out: HeldOut  # leave-one-out at the chosen shrinkage: optimistic, the choice saw every row
-    plain: HeldOut  # the paper's plain roofline, held out the same way
 
 
 def choose_cost_model(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
@@ -744,7 +743,7 @@ def choose_cost_model(models: Sequence[Sequence[LayerLike]], measured_s: Sequenc
     terms = cost_model_terms(models, rejected, dedicated_depthwise)
     design = Design(models, terms, _ridges(ridge_point))
     shrinkage, held = _choose_shrinkage(design, list(range(len(measured))), measured)
-    return CostModel(terms, shrinkage, held, leave_one_out(models, measured, ridge_point))
+    return CostModel(terms, shrinkage, held)
 
 
 @dataclass(frozen=True)
