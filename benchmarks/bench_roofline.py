@@ -63,8 +63,7 @@ def show_device(cmp: paper.DeviceComparison) -> None:
     fit = devices.FITS[cmp.device]
     measured = [row["paper_ms"] / 1e3 for row in cmp.rows]
     ridge = devices.TARGETS[cmp.device].published_ridge
-    alignment = devices.TARGETS[cmp.device].last_axis_alignment_bytes
-    print(f"   cost model       {roofline.cost_model_text(fit.terms, alignment)}; class peaks pulled toward the "
+    print(f"   cost model       {roofline.cost_model_text(fit.terms)}; class peaks pulled toward the "
           "shared one with shrinkage "
           f"{fit.shrinkage:g} (leave-one-out's choice; {fit.folds_choosing_shrinkage} of {len(fit.rows)} nested "
           "folds chose the same)")

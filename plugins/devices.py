@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from mnv4suite import roofline
-from mnv4suite.api import DeviceProfile, hookimpl
+from mnv4suite.api import DeviceProfile, Runtime, hookimpl
 from mnv4suite.roofline import BYTES_PER_ELEMENT
 
 if TYPE_CHECKING:
@@ -48,12 +48,8 @@ class Target:
     published_ridge: float | None = None  # Appendix F, Table 16
     #: ops its runtime does not run: Table 6 lists every model with one as "Failed"
     unsupported_ops: tuple[str, ...] = ()
-    #: op classes its delegate hands back to the CPU (roofline.CPU_FALLBACK)
-    delegate_rejects: tuple[str, ...] = ()
-    #: bytes its runtime pads each activation's last axis to (roofline.laid_out; 0: packed)
-    last_axis_alignment_bytes: int = 0
-    #: (kernel, stride) of the depthwise convs its runtime has a kernel of its own for (roofline.op_class)
-    dedicated_depthwise: tuple[tuple[int, int], ...] | None = None
+    #: what its runtime does to a model: ops handed back to the CPU, kernels, layout
+    runtime: Runtime = Runtime()
 
 
 #: TFLite's GPU delegate rejects a DEPTHWISE_CONV_2D whose depth_multiplier is not 1 unless its input has
@@ -66,13 +62,13 @@ GPU_DELEGATE_REJECTS = ("multiplier",)
 #: (IsDepthwiseConv3x3Supported); every other depthwise conv runs its general one. Its kernel selector
 #: (dw_convolution_selector.cc) uses it on Adreno, but on Mali only for Bifrost and Valhall gen 1: the
 #: Pixel 7's Mali-G710 is Valhall gen 3 (gpu_info.cc), so there every depthwise conv is general.
-ADRENO_DEDICATED_DEPTHWISE = ((3, 1),)
-MALI_G710_DEDICATED_DEPTHWISE = ()
+TFLITE_GPU_ON_ADRENO = Runtime(delegate_rejects=GPU_DELEGATE_REJECTS, dedicated_depthwise=((3, 1),))
+TFLITE_GPU_ON_MALI_G710 = Runtime(delegate_rejects=GPU_DELEGATE_REJECTS, dedicated_depthwise=())
 
 #: The Neural Engine pads the last axis of every buffer (W of Core ML's NCHW) to 64 bytes (Apple,
 #: "Deploying Transformers on the Apple Neural Engine", 2022, principle 1: a singleton last axis costs
 #: 32x its size in fp16). A late 7x7 fp16 map moves 64 bytes per row, not 14.
-ANE_LAST_AXIS_ALIGNMENT = 64
+CORE_ML_ON_ANE = Runtime(last_axis_alignment_bytes=64)
 
 
 TARGETS: dict[str, Target] = {
@@ -84,11 +80,11 @@ TARGETS: dict[str, Target] = {
                unsupported_ops=("attention", "gelu", "layernorm")),
         Target("pixel8_edgetpu", "Google Pixel 8 EdgeTPU (TFLite int8)", "edgetpu", "int8", "pixel8_edgetpu", 433.8),
         Target("pixel7_gpu", "Google Pixel 7 GPU, Mali (TFLite fp16)", "gpu", "fp16", "pixel7_gpu",
-               delegate_rejects=GPU_DELEGATE_REJECTS, dedicated_depthwise=MALI_G710_DEDICATED_DEPTHWISE),
+               runtime=TFLITE_GPU_ON_MALI_G710),
         Target("s23_gpu", "Samsung Galaxy S23 GPU, Adreno (TFLite fp16)", "gpu", "fp16", "s23_gpu",
-               delegate_rejects=GPU_DELEGATE_REJECTS, dedicated_depthwise=ADRENO_DEDICATED_DEPTHWISE),
+               runtime=TFLITE_GPU_ON_ADRENO),
         Target("iphone13_ane", "Apple iPhone 13 Neural Engine (Core ML fp16)", "npu", "fp16", "iphone13_coreml",
-               last_axis_alignment_bytes=ANE_LAST_AXIS_ALIGNMENT),
+               runtime=CORE_ML_ON_ANE),
     )
 }
 
@@ -128,9 +124,8 @@ class DeviceFit:
     @property
     def terms(self) -> roofline.Terms:
         """Every fit is the full cost model (``roofline.cost_model_terms``); a weight may be zero."""
-        target = TARGETS[self.device]
         return roofline.Terms(overhead=True, dispatch=True, classes=tuple(c for c, _ in self.class_peaks),
-                              rejected=target.delegate_rejects, dedicated_depthwise=target.dedicated_depthwise)
+                              runtime=TARGETS[self.device].runtime)
 
     def agrees_with(self, other: "DeviceFit") -> bool:
         """Same rows, same numbers to their stored precision (a re-fit elsewhere may differ in a last digit)."""
@@ -318,7 +313,7 @@ def _profile(target: Target, fitted: DeviceFit) -> DeviceProfile:
                "ridge point fitted with the peak (grid search); ")
             + f"peak {p['peak_macs_per_s']} (rms ln error {fitted.rms_log_error:.3f}); "
             f"bandwidth {p['bandwidth_bytes_per_s']}"
-            + f"; cost model {roofline.cost_model_text(fitted.terms, target.last_axis_alignment_bytes)}, each op "
+            + f"; cost model {roofline.cost_model_text(fitted.terms)}, each op "
             f"class's peak pulled toward the shared one with shrinkage "
             f"{fitted.shrinkage:g} (chosen by leave-one-out)"
             + "".join(f"; {c} at {roofline.peak_text(p)}" for c, p in fitted.class_peaks)
@@ -335,9 +330,7 @@ def _profile(target: Target, fitted: DeviceFit) -> DeviceProfile:
         dispatch_s=fitted.dispatch_s,
         class_peaks=fitted.class_peaks,
         unsupported_ops=target.unsupported_ops,
-        delegate_rejects=target.delegate_rejects,
-        last_axis_alignment_bytes=target.last_axis_alignment_bytes,
-        dedicated_depthwise=target.dedicated_depthwise,
+        runtime=target.runtime,
     )
 
 
@@ -530,7 +523,7 @@ def device_layers(spec: ModelSpec, device: str) -> list:
     runtime lays it out (``roofline.laid_out``). What its cost model is fitted to and estimates from."""
     target = TARGETS[device]
     bpe = BYTES_PER_ELEMENT[target.precision]
-    return roofline.laid_out(model_layers(spec, bpe), bpe, target.last_axis_alignment_bytes)
+    return roofline.laid_out(model_layers(spec, bpe), bpe, target.runtime)
 
 
 def paper_roofline_held_out(device: str, specs: Sequence[ModelSpec], measured_s: Sequence[float]) -> roofline.HeldOut:
@@ -544,11 +537,10 @@ def paper_roofline_held_out(device: str, specs: Sequence[ModelSpec], measured_s:
 def nested_held_out(device: str, models: Sequence[Sequence], measured_s: Sequence[float],
                     folds: Sequence[Sequence[int]] | None = None) -> roofline.NestedHeldOut:
     """The device's whole fitting procedure validated on models it never saw: leave-one-out, or ``folds``
-    (``roofline.nested_cross_validate`` with the device's ridge, delegate and kernels)."""
+    (``roofline.nested_cross_validate`` with the device's ridge and runtime)."""
     target = TARGETS[device]
     folds = folds if folds is not None else [[i] for i in range(len(models))]
-    return roofline.nested_cross_validate(models, measured_s, folds, target.published_ridge, target.delegate_rejects,
-                                          target.dedicated_depthwise)
+    return roofline.nested_cross_validate(models, measured_s, folds, target.published_ridge, target.runtime)
 
 
 def fit_device(device: str, latencies_ms: dict[str, float], specs: dict[str, ModelSpec]) -> DeviceFit:
@@ -560,8 +552,7 @@ def fit_device(device: str, latencies_ms: dict[str, float], specs: dict[str, Mod
     names = [n for n in latencies_ms if n in specs]
     models = [device_layers(specs[n], device) for n in names]
     measured_s = [latencies_ms[n] / 1e3 for n in names]
-    chosen = roofline.choose_cost_model(models, measured_s, target.published_ridge, target.delegate_rejects,
-                                        target.dedicated_depthwise)
+    chosen = roofline.choose_cost_model(models, measured_s, target.published_ridge, target.runtime)
     fit = roofline.fit_terms(models, measured_s, chosen.terms, target.published_ridge, chosen.shrinkage)
     # the honest figures: shrinkage chosen and weights fitted without the model each fold holds out
     nested = nested_held_out(device, models, measured_s)

@@ -409,6 +409,29 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    """What a device's runtime does to a model before its hardware runs it. A roofline that ignores it
+    times the model the runtime was given, not the one it ran: a rejected op splits the graph, a
+    depthwise conv without a kernel of its own runs a slow general one, padding moves more bytes."""
+
+    #: op classes its delegate rejects: they, and every piece of the graph but the largest run of
+    #: accepted ops, run on the CPU (roofline.CPU_FALLBACK), timed at the "cpu_fallback" class peak
+    delegate_rejects: tuple[str, ...] = ()
+    #: (kernel, stride) of the depthwise convs it has a kernel of its own for; the others run on its
+    #: general kernel ("general_depthwise"). None: windows narrower than 7 (roofline.op_class)
+    dedicated_depthwise: tuple[tuple[int, int], ...] | None = None
+    #: bytes it pads the last axis of every activation tensor to (0: packed), so an op moves more than
+    #: its elements: roofline.laid_out
+    last_axis_alignment_bytes: int = 0
+
+    def __post_init__(self) -> None:  # lists from a plugin become values that compare and hash
+        object.__setattr__(self, "delegate_rejects", tuple(self.delegate_rejects))
+        if self.dedicated_depthwise is not None:
+            object.__setattr__(self, "dedicated_depthwise",
+                               tuple(sorted((int(k), int(s)) for k, s in self.dedicated_depthwise)))
+
+
+@dataclass(frozen=True)
 class DeviceProfile:
     """A hardware target. Figures carry their provenance: published, derived, fitted or measured."""
 
@@ -436,12 +459,6 @@ class DeviceProfile:
     class_peaks: tuple[tuple[str, float], ...] = ()
     #: ops its runtime cannot run ("gelu", "layernorm", "attention"): a model with one is "Failed", as Table 6 says
     unsupported_ops: tuple[str, ...] = ()
-    #: op classes its delegate rejects: they, and every piece of the graph but the largest run of
-    #: accepted ops, run on the CPU (roofline.CPU_FALLBACK), timed at the "cpu_fallback" class peak
-    delegate_rejects: tuple[str, ...] = ()
-    #: (kernel, stride) of the depthwise convs its runtime has a kernel of its own for; the others run on
-    #: its general kernel ("general_depthwise"). None: windows narrower than 7 (roofline.op_class)
-    dedicated_depthwise: tuple[tuple[int, int], ...] | None = None
-    #: bytes its runtime pads the last axis of every activation tensor to (0: packed), so an op moves
-    #: more than its elements: roofline.laid_out
-    last_axis_alignment_bytes: int = 0
+    #: what its runtime does to a model before the hardware runs it (which ops it hands back to the CPU,
+    #: which kernels it has, how it lays tensors out)
+    runtime: Runtime = Runtime()

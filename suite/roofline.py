@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Collection, Iterable, Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from mnv4suite.api import DeviceProfile
+from mnv4suite.api import DeviceProfile, Runtime
 
 #: Bytes per tensor element for the precisions the devices run.
 BYTES_PER_ELEMENT = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
@@ -84,8 +84,9 @@ LARGE_KERNEL = 7
 #: the general kernel is still depthwise), else at the shared peak.
 PARENT = {"general_depthwise": "depthwise"}
 
-#: (kernel, stride) pairs: the depthwise convs a runtime has a kernel of its own for
-DepthwiseKernels = Collection[tuple[int, int]]
+#: A runtime that does nothing the roofline must count: every op on the device, default kernels, packed
+#: tensors.
+PLAIN_RUNTIME = Runtime()
 
 
 def stride(row: LayerLike) -> int:
@@ -96,14 +97,13 @@ def stride(row: LayerLike) -> int:
     return max(1, round(inputs[0][-1] / output[-1]))
 
 
-def op_class(row: LayerLike, dedicated_depthwise: DepthwiseKernels | None = None) -> str:
-    """The row's op class; ``dedicated_depthwise``: the (kernel, stride) pairs of the depthwise convs the
-    device's runtime has a kernel of their own for (None: windows narrower than LARGE_KERNEL)."""
+def op_class(row: LayerLike, runtime: Runtime = PLAIN_RUNTIME) -> str:
+    """The row's op class; a depthwise conv is "depthwise" where the runtime has a kernel of its own for
+    its (kernel, stride) (``Runtime.dedicated_depthwise``; None: windows narrower than LARGE_KERNEL)."""
     op = getattr(row, "op", "conv")
     if op == "dwconv":
-        kernel = getattr(row, "kernel", 1)
-        dedicated = kernel < LARGE_KERNEL if dedicated_depthwise is None else \
-            (kernel, stride(row)) in dedicated_depthwise
+        kernel, own = getattr(row, "kernel", 1), runtime.dedicated_depthwise
+        dedicated = kernel < LARGE_KERNEL if own is None else (kernel, stride(row)) in own
         return "depthwise" if dedicated else "general_depthwise"
     if op in ("mdwconv", "gconv"):
         return {"mdwconv": "multiplier", "gconv": "grouped"}[op]
@@ -125,19 +125,18 @@ def launched(row: LayerLike) -> bool:
     return paper_counts(row)
 
 
-def timed_class(row: LayerLike, classes, dedicated_depthwise: DepthwiseKernels | None = None) -> str | None:
+def timed_class(row: LayerLike, classes, runtime: Runtime = PLAIN_RUNTIME) -> str | None:
     """The class of ``classes`` (those with their own peak) a row is timed as; None: the shared peak."""
-    c = op_class(row, dedicated_depthwise)
+    c = op_class(row, runtime)
     while c is not None and c not in classes:
         c = PARENT.get(c)
     return c
 
 
-def left_to_cpu(layers: Sequence[LayerLike], rejected: Collection[str],
-                dedicated_depthwise: DepthwiseKernels | None = None) -> list[bool]:
-    """Per row (rows in execution order): whether it runs on the CPU, because the delegate rejects its
-    op class or delegates a larger run of accepted rows instead (CPU_FALLBACK)."""
-    accepted = [op_class(r, dedicated_depthwise) not in rejected for r in layers]
+def left_to_cpu(layers: Sequence[LayerLike], runtime: Runtime) -> list[bool]:
+    """Per row (rows in execution order): whether it runs on the CPU, because the runtime's delegate
+    rejects its op class or delegates a larger run of accepted rows instead (CPU_FALLBACK)."""
+    accepted = [op_class(r, runtime) not in runtime.delegate_rejects for r in layers]
     if all(accepted):
         return [False] * len(accepted)
     largest, start = (0, 0), None
@@ -150,11 +149,11 @@ def left_to_cpu(layers: Sequence[LayerLike], rejected: Collection[str],
 
 
 def row_classes(layers: Sequence[LayerLike], classes, on_cpu: Sequence[bool],
-                dedicated_depthwise: DepthwiseKernels | None = None) -> list[str | None]:
+                runtime: Runtime = PLAIN_RUNTIME) -> list[str | None]:
     """``timed_class`` of each row, except that rows left to the CPU (``left_to_cpu``) are CPU_FALLBACK
     where it is one of ``classes`` (else timed as their op's class: one model's fallback is no peak to fit)."""
     fallback = CPU_FALLBACK in classes
-    return [CPU_FALLBACK if cpu and fallback else timed_class(r, classes, dedicated_depthwise)
+    return [CPU_FALLBACK if cpu and fallback else timed_class(r, classes, runtime)
             for r, cpu in zip(layers, on_cpu)]
 
 
@@ -166,12 +165,12 @@ def _arrays(layers: Iterable[LayerLike]) -> tuple[np.ndarray, np.ndarray]:
     return macs, moved
 
 
-def laid_out(layers: Iterable[LayerLike], bytes_per_element: float, last_axis_alignment: int) -> list:
+def laid_out(layers: Iterable[LayerLike], bytes_per_element: float, runtime: Runtime) -> list:
     """Rows with the activation bytes a runtime moves when it pads the last axis of every tensor to a
-    multiple of ``last_axis_alignment`` bytes (0: packed, rows unchanged). The Apple Neural Engine does,
+    multiple of ``Runtime.last_axis_alignment_bytes`` (0: packed, rows unchanged). The Apple Neural Engine does,
     to 64 bytes: an fp16 (1, 384, 8, 8) map takes four times its packed size, so late, small feature
     maps cost more than their elements say. Rows without shapes (a hand-made ``Layer``) stay as they are."""
-    rows = list(layers)
+    rows, last_axis_alignment = list(layers), runtime.last_axis_alignment_bytes
     if not last_axis_alignment:
         return rows
 
@@ -247,9 +246,8 @@ def estimate(layers: Sequence[LayerLike], profile: DeviceProfile) -> Estimate:
     dispatch and fixed per-inference times."""
     peak, bandwidth = rates(profile)
     class_peaks = dict(profile.class_peaks)
-    dedicated = profile.dedicated_depthwise
-    on_cpu = left_to_cpu(layers, profile.delegate_rejects, dedicated)
-    classes = row_classes(layers, class_peaks, on_cpu, dedicated)
+    on_cpu = left_to_cpu(layers, profile.runtime)
+    classes = row_classes(layers, class_peaks, on_cpu, profile.runtime)
     timed = [(r, c, cpu) for r, c, cpu in zip(layers, classes, on_cpu)
              if c is not None or paper_counts(r)]
     slowdown = np.array([peak / class_peaks.get(c, peak) for _, c, _ in timed])
@@ -300,31 +298,31 @@ class Terms:
     overhead: bool = False  # fixed seconds per inference: dispatch, synchronisation, I/O
     dispatch: bool = False  # seconds per launched layer (conv, linear, attention): an accelerator's per-op cost
     classes: tuple[str, ...] = ()  # op classes (OP_CLASSES, not "pointwise") with their own effective peak
-    rejected: tuple[str, ...] = ()  # op classes the delegate leaves to the CPU, splitting the graph there
-    #: (kernel, stride) of the depthwise convs the runtime has its own kernel for (op_class; None: the default)
-    dedicated_depthwise: tuple[tuple[int, int], ...] | None = None
+    #: what the rows were classed (op_class), split (left_to_cpu) and counted (laid_out) by
+    runtime: Runtime = PLAIN_RUNTIME
 
     def __str__(self) -> str:
         parts = (["overhead"] if self.overhead else []) + (["per-layer dispatch"] if self.dispatch else [])
         op_classes = [c for c in self.classes if c != CPU_FALLBACK]
         parts += [f"own peaks for {', '.join(op_classes)}"] if op_classes else []
-        parts += [f"a CPU peak for what the delegate does not take ({', '.join(self.rejected)} rejected)"] \
-            if self.rejected else []
+        rejected = self.runtime.delegate_rejects
+        parts += [f"a CPU peak for what the delegate does not take ({', '.join(rejected)} rejected)"] \
+            if rejected else []
         return "roofline" + "".join(f" + {p}" for p in parts)
 
 
 PLAIN = Terms()
 
 
-def cost_model_text(terms: Terms, last_axis_alignment: int = 0) -> str:
+def cost_model_text(terms: Terms) -> str:
     """The terms, with what the rows were classed and counted by where it is not the default: the
     depthwise convs the runtime has kernels of its own for (``op_class``), and its layout (``laid_out``)."""
-    text = str(terms)
-    if terms.dedicated_depthwise is not None:
-        own = ", ".join(f"{k}x{k} stride {s}" for k, s in terms.dedicated_depthwise) or "none"
+    text, runtime = str(terms), terms.runtime
+    if runtime.dedicated_depthwise is not None:
+        own = ", ".join(f"{k}x{k} stride {s}" for k, s in runtime.dedicated_depthwise) or "none"
         text += f" (depthwise kernels of the runtime's own: {own}; the others general_depthwise)"
-    if last_axis_alignment:
-        text += f" on activations whose last axis is padded to {last_axis_alignment} bytes"
+    if runtime.last_axis_alignment_bytes:
+        text += f" on activations whose last axis is padded to {runtime.last_axis_alignment_bytes} bytes"
     return text
 
 
@@ -380,8 +378,8 @@ def fit_peak(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
 def _features(layers: Sequence[LayerLike], terms: Terms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per row: MACs, bytes, column of the design matrix (0 = the shared peak, then terms.classes) and
     whether it is launched (pays the per-layer dispatch time)."""
-    on_cpu = left_to_cpu(layers, terms.rejected, terms.dedicated_depthwise)
-    timed = zip(layers, row_classes(layers, terms.classes, on_cpu, terms.dedicated_depthwise))
+    on_cpu = left_to_cpu(layers, terms.runtime)
+    timed = zip(layers, row_classes(layers, terms.classes, on_cpu, terms.runtime))
     timed = [(r, c) for r, c in timed if c is not None or paper_counts(r)]
     macs = np.array([float(r.macs) for r, _ in timed])
     moved = np.array([float(r.weight_bytes) + float(r.activation_bytes) for r, _ in timed])
@@ -690,20 +688,17 @@ MIN_CLASS_SHARE = 1e-3
 SHRINKAGE_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 1e6)
 
 
-def cost_model_terms(models: Sequence[Sequence[LayerLike]], rejected: Sequence[str] = (),
-                     dedicated_depthwise: DepthwiseKernels | None = None) -> Terms:
+def cost_model_terms(models: Sequence[Sequence[LayerLike]], runtime: Runtime = PLAIN_RUNTIME) -> Terms:
     """Every term a cost model may use on these models: a fixed per-inference time, a per-layer
     dispatch time, and an effective peak for each op class that MIN_MODELS_PER_CLASS of them have,
-    CPU_FALLBACK included where ``rejected`` (op classes the delegate rejects, which never run on the
-    accelerator) splits that many; depthwise convs classed by the runtime's ``dedicated_depthwise``."""
-    dedicated = None if dedicated_depthwise is None else tuple(sorted(dedicated_depthwise))
-    split = [any(left_to_cpu(layers, rejected, dedicated)) for layers in models]
-    have = [{op_class(r, dedicated) for r in layers} | ({CPU_FALLBACK} if s else set())
+    CPU_FALLBACK included where the runtime's delegate rejects op classes (they never run on the
+    accelerator) and so splits that many; depthwise convs classed by the runtime's own kernels."""
+    split = [any(left_to_cpu(layers, runtime)) for layers in models]
+    have = [{op_class(r, runtime) for r in layers} | ({CPU_FALLBACK} if s else set())
             for layers, s in zip(models, split)]
     classes = tuple(c for c in OP_CLASSES[1:]
-                    if c not in rejected and sum(c in h for h in have) >= MIN_MODELS_PER_CLASS)
-    return Terms(overhead=True, dispatch=True, classes=classes, rejected=tuple(rejected),
-                 dedicated_depthwise=dedicated)
+                    if c not in runtime.delegate_rejects and sum(c in h for h in have) >= MIN_MODELS_PER_CLASS)
+    return Terms(overhead=True, dispatch=True, classes=classes, runtime=runtime)
 
 
 def _loo_rows(design: Design, rows: Sequence[int], measured: np.ndarray, shrinkage: float) -> HeldOut:
@@ -734,13 +729,12 @@ class CostModel:
 
 
 def choose_cost_model(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
-                      ridge_point: float | None, rejected: Sequence[str] = (),
-                      dedicated_depthwise: DepthwiseKernels | None = None) -> CostModel:
+                      ridge_point: float | None, runtime: Runtime = PLAIN_RUNTIME) -> CostModel:
     """Every term of ``cost_model_terms``, the shrinkage of the class peaks chosen by leave-one-out."""
     measured = _check(models, measured_s)
     if len(measured) < 3:
         raise ValueError(f"choosing a cost model needs at least three models (got {len(measured)})")
-    terms = cost_model_terms(models, rejected, dedicated_depthwise)
+    terms = cost_model_terms(models, runtime)
     design = Design(models, terms, _ridges(ridge_point))
     shrinkage, held = _choose_shrinkage(design, list(range(len(measured))), measured)
     return CostModel(terms, shrinkage, held)
@@ -756,8 +750,7 @@ class NestedHeldOut:
 
 def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
                           folds: Sequence[Sequence[int]], ridge_point: float | None,
-                          rejected: Sequence[str] = (),
-                          dedicated_depthwise: DepthwiseKernels | None = None) -> NestedHeldOut:
+                          runtime: Runtime = PLAIN_RUNTIME) -> NestedHeldOut:
     """Cross-validation around the whole fitting procedure: for each fold, the shrinkage is chosen (by
     leave-one-out on the other models) and the weights fitted on the others alone. Nothing about a
     held-out model, not even how free the class peaks may be, comes from its own latency."""
@@ -765,7 +758,7 @@ def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Seq
     _folds_checked(folds, len(measured))
     if any(len(measured) - len(set(fold)) < 3 for fold in folds):
         raise ValueError("a fold leaves fewer than three models to choose a cost model on")
-    design = Design(models, cost_model_terms(models, rejected, dedicated_depthwise), _ridges(ridge_point))
+    design = Design(models, cost_model_terms(models, runtime), _ridges(ridge_point))
     predicted, chosen = np.zeros(len(measured)), [0.0] * len(measured)
     for fold in folds:
         held = sorted(set(fold))
@@ -779,13 +772,11 @@ def nested_cross_validate(models: Sequence[Sequence[LayerLike]], measured_s: Seq
 
 
 def nested_leave_one_out(models: Sequence[Sequence[LayerLike]], measured_s: Sequence[float],
-                         ridge_point: float | None, rejected: Sequence[str] = (),
-                         dedicated_depthwise: DepthwiseKernels | None = None) -> NestedHeldOut:
+                         ridge_point: float | None, runtime: Runtime = PLAIN_RUNTIME) -> NestedHeldOut:
     """``nested_cross_validate`` with one model per fold: the figures every estimate carries."""
     if len(models) < 4:
         raise ValueError(f"nested leave-one-out needs at least four models (got {len(models)})")
-    return nested_cross_validate(models, measured_s, [[i] for i in range(len(models))], ridge_point, rejected,
-                                 dedicated_depthwise)
+    return nested_cross_validate(models, measured_s, [[i] for i in range(len(models))], ridge_point, runtime)
 
 
 # --------------------------------------------------------------------------- rank correlation

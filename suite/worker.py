@@ -112,7 +112,7 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
 
     bytes_per_element = BYTES_PER_ELEMENT[precision]
     layers = laid_out(layer_costs(model.module, model.spec.resolution, bytes_per_element).layers, bytes_per_element,
-                      profile.last_axis_alignment_bytes)
+                      profile.runtime)
     missing = unsupported_ops(layers, profile)
     if missing:
         raise ValueError(f"{profile.name} does not run {', '.join(missing)}, which {model.spec.id} uses: "
@@ -135,10 +135,7 @@ def roofline_estimate(model, precision: str, profile: DeviceProfile) -> dict[str
         "dispatch_ms_per_layer": profile.dispatch_s * 1e3,
         "class_peaks": dict(profile.class_peaks),
         "cost_model": cost_model_text(Terms(overhead=profile.overhead_s > 0, dispatch=profile.dispatch_s > 0,
-                                            classes=tuple(c for c, _ in profile.class_peaks),
-                                            rejected=profile.delegate_rejects,
-                                            dedicated_depthwise=profile.dedicated_depthwise),
-                                      profile.last_axis_alignment_bytes),
+                                            classes=tuple(c for c, _ in profile.class_peaks), runtime=profile.runtime)),
         # the layers the device's delegate leaves to the CPU: their time is the CPU's, not the accelerator's
         "cpu_fallback_layers": list(found.cpu_layers),
     }
@@ -180,7 +177,7 @@ def execute(job: Job) -> dict[str, Any]:
             estimate = roofline_estimate(model, backend_spec.precision, profile)
             on_cpu = estimate["cpu_fallback_layers"]
             fallback = (f"; {len(on_cpu)} layer(s) timed on the CPU: the delegate rejects "
-                        f"{', '.join(profile.delegate_rejects)} and takes one piece of the graph") if on_cpu else ""
+                        f"{', '.join(profile.runtime.delegate_rejects)} and takes one piece of the graph") if on_cpu else ""
             say(f"latency estimated, not measured: {estimate_text(estimate)} on {profile.name} (roofline{fallback})")
         except (ValueError, UserError) as exc:  # unknown profile, or one without peak and bandwidth
             say(f"no latency estimate: {exc}")

@@ -57,7 +57,7 @@ def test_the_cost_model_notes_say_which_terms_each_profile_keeps():
         profile = devices.PROFILES[device]
         assert (profile.overhead_s, profile.dispatch_s, profile.class_peaks) == (
             fitted.overhead_s, fitted.dispatch_s, fitted.class_peaks)
-        cost_model = roofline.cost_model_text(fitted.terms, devices.TARGETS[device].last_axis_alignment_bytes)
+        cost_model = roofline.cost_model_text(fitted.terms)
         assert f"cost model {cost_model}, each op class's peak pulled toward the shared one with shrinkage" \
             in profile.notes
         assert fitted.shrinkage in roofline.SHRINKAGE_GRID and 1 <= fitted.folds_choosing_shrinkage <= len(fitted.rows)
@@ -76,7 +76,7 @@ def test_the_phone_gpus_leave_what_their_delegate_rejects_and_its_smaller_pieces
     fastvit = devices.model_layers(devices.costed_rows(paper_results())["FastViT-S12"], 2)
     for device in ("pixel7_gpu", "s23_gpu"):
         profile = devices.PROFILES[device]
-        assert profile.delegate_rejects == devices.TARGETS[device].delegate_rejects == ("multiplier",)
+        assert profile.runtime == devices.TARGETS[device].runtime and profile.runtime.delegate_rejects == ("multiplier",)
         assert "a CPU peak for what the delegate does not take (multiplier rejected)" in profile.notes
         peaks = dict(profile.class_peaks)
         assert peaks["cpu_fallback"] < profile.peak_macs_per_s / 3 and "multiplier" not in peaks
@@ -84,7 +84,7 @@ def test_the_phone_gpus_leave_what_their_delegate_rejects_and_its_smaller_pieces
         delegated = [n for n in estimate.names if n not in estimate.cpu_layers]
         assert delegated and all(n.startswith("stages.2.") for n in delegated)
         assert "stages.1.0.0" in estimate.cpu_layers and "head" in estimate.cpu_layers
-    assert all(not devices.PROFILES[d].delegate_rejects for d in devices.TARGETS if d not in ("pixel7_gpu", "s23_gpu"))
+    assert all(not devices.PROFILES[d].runtime.delegate_rejects for d in devices.TARGETS if d not in ("pixel7_gpu", "s23_gpu"))
 
 
 def _stored_rows(device):
@@ -160,8 +160,8 @@ def test_the_ane_is_fitted_and_estimates_on_activations_laid_out_as_it_pads_them
     from mnv4suite.reports.paper import paper_results
     from mnv4suite.worker import roofline_estimate
 
-    assert [d for d, t in devices.TARGETS.items() if t.last_axis_alignment_bytes] == ["iphone13_ane"]
-    assert devices.PROFILES["iphone13_ane"].last_axis_alignment_bytes == 64
+    assert [d for d, t in devices.TARGETS.items() if t.runtime.last_axis_alignment_bytes] == ["iphone13_ane"]
+    assert devices.PROFILES["iphone13_ane"].runtime.last_axis_alignment_bytes == 64
     spec = devices.costed_rows(paper_results())["MNv4-Conv-S"]
     packed, padded = devices.model_layers(spec, 2), devices.device_layers(spec, "iphone13_ane")
     assert sum(r.activation_bytes for r in padded) > 1.2 * sum(r.activation_bytes for r in packed)
@@ -311,9 +311,10 @@ def test_a_result_names_the_layers_the_gpu_delegate_leaves_to_the_cpu():
         *[torch.nn.Conv2d(32, 32, 1) for _ in range(4)],
     )
     model = SimpleNamespace(module=module, spec=SimpleNamespace(id="mine", resolution=32))
-    estimate = roofline_estimate(model, "fp16", devices.PROFILES["s23_gpu"])
+    adreno = devices.PROFILES["s23_gpu"]
+    estimate = roofline_estimate(model, "fp16", adreno)
     assert estimate["cpu_fallback_layers"] == ["0", "1"] and "delegate does not take" in estimate["cost_model"]
-    gpu_only = roofline_estimate(model, "fp16", replace(devices.PROFILES["s23_gpu"], delegate_rejects=()))
+    gpu_only = roofline_estimate(model, "fp16", replace(adreno, runtime=replace(adreno.runtime, delegate_rejects=())))
     assert estimate["ms"] > gpu_only["ms"] and gpu_only["cpu_fallback_layers"] == []
     result = sample_result() | {"schema_version": results.SCHEMA_VERSION, "estimate": estimate}
     results.validate(result)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mnv4suite import hostprobe, roofline
-from mnv4suite.api import DeviceProfile
+from mnv4suite.api import DeviceProfile, Runtime
 from mnv4suite.roofline import Layer
 
 GIGA = 1e9
@@ -181,12 +181,13 @@ def test_which_depthwise_convs_run_the_general_kernel_is_the_runtimes_to_say():
     rows = [dw(3, 1), dw(3, 2), dw(5, 1)]
     assert [roofline.stride(r) for r in rows] == [1, 2, 1]
     assert [roofline.op_class(r) for r in rows] == ["depthwise"] * 3
-    assert [roofline.op_class(r, ((3, 1),)) for r in rows] == ["depthwise", "general_depthwise", "general_depthwise"]
-    assert [roofline.op_class(r, ()) for r in rows] == ["general_depthwise"] * 3
-    adreno = DeviceProfile("g", "g", "gpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
-                           class_peaks=(("general_depthwise", GIGA / 10),), dedicated_depthwise=((3, 1),))
-    assert roofline.estimate(rows, adreno).total_s == pytest.approx(1e-3 + 2 * 10e-3)
-    assert roofline.cost_model_terms([rows, rows], dedicated_depthwise=[(3, 1)]).dedicated_depthwise == ((3, 1),)
+    adreno, mali = Runtime(dedicated_depthwise=[(3, 1)]), Runtime(dedicated_depthwise=())
+    assert [roofline.op_class(r, adreno) for r in rows] == ["depthwise", "general_depthwise", "general_depthwise"]
+    assert [roofline.op_class(r, mali) for r in rows] == ["general_depthwise"] * 3
+    gpu = DeviceProfile("g", "g", "gpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
+                        class_peaks=(("general_depthwise", GIGA / 10),), runtime=adreno)
+    assert roofline.estimate(rows, gpu).total_s == pytest.approx(1e-3 + 2 * 10e-3)
+    assert roofline.cost_model_terms([rows, rows], adreno).runtime.dedicated_depthwise == ((3, 1),)
 
 
 def test_held_out_predictions_are_exact_when_the_device_is_a_roofline():
@@ -245,12 +246,13 @@ def test_a_padded_last_axis_moves_whole_aligned_lines():
     wide = LayerCost("early", "conv", macs=10, weight_bytes=7, activation_bytes=2 * 2 * 16 * 32 * 32,
                      input_shapes=((1, 16, 32, 32),), output_shape=(1, 16, 32, 32))
     hand_made = Layer("h", macs=1, weight_bytes=1, activation_bytes=1)
-    out = roofline.laid_out([small, wide, hand_made], 2, 64)
+    ane = Runtime(last_axis_alignment_bytes=64)
+    out = roofline.laid_out([small, wide, hand_made], 2, ane)
     assert out[0].activation_bytes == 4 * small.activation_bytes and out[1] == wide and out[2] == hand_made
     assert (out[0].macs, out[0].weight_bytes) == (10, 7)
-    assert roofline.laid_out(out, 2, 64) == out  # counted from shapes: laying out twice changes nothing
-    assert roofline.laid_out([small], 2, 0) == [small]  # packed
-    assert roofline.laid_out([small], 1, 64)[0].activation_bytes == 2 * 384 * 8 * 64  # int8: 8 bytes -> 64
+    assert roofline.laid_out(out, 2, ane) == out  # counted from shapes: laying out twice changes nothing
+    assert roofline.laid_out([small], 2, Runtime()) == [small]  # packed
+    assert roofline.laid_out([small], 1, ane)[0].activation_bytes == 2 * 384 * 8 * 64  # int8: 8 bytes -> 64
 
 
 def test_a_wide_depthwise_window_runs_the_general_kernel_timed_as_depthwise_unless_it_has_a_peak():
@@ -335,12 +337,17 @@ def _row(name: str, op: str = "conv", macs: float = 1e6) -> Layer:
     return Layer(name, macs=macs, weight_bytes=1e3, activation_bytes=1e3, op=op, kernel=3)
 
 
+#: a delegate that hands channel-multiplier convs back to the CPU, as TFLite's GPU delegate does
+GPU_DELEGATE = Runtime(delegate_rejects=("multiplier",))
+
+
 def test_a_rejected_op_splits_the_graph_and_only_the_largest_piece_stays_on_the_accelerator():
     layers = [_row("a"), _row("m1", "mdwconv"), _row("b1"), _row("b2"), _row("b3"), _row("m2", "mdwconv"), _row("c")]
-    on_cpu = roofline.left_to_cpu(layers, ("multiplier",))
+    on_cpu = roofline.left_to_cpu(layers, GPU_DELEGATE)
     assert [r.name for r, cpu in zip(layers, on_cpu) if not cpu] == ["b1", "b2", "b3"]
-    assert roofline.left_to_cpu(layers, ()) == [False] * 7 == roofline.left_to_cpu(layers, ("attention",))
-    assert roofline.left_to_cpu([_row("m", "mdwconv")], ("multiplier",)) == [True]  # nothing is delegated
+    assert roofline.left_to_cpu(layers, Runtime()) == [False] * 7 == \
+        roofline.left_to_cpu(layers, Runtime(delegate_rejects=("attention",)))
+    assert roofline.left_to_cpu([_row("m", "mdwconv")], GPU_DELEGATE) == [True]  # nothing is delegated
     assert roofline.row_classes(layers, ("cpu_fallback",), on_cpu) == \
         ["cpu_fallback"] * 2 + [None] * 3 + ["cpu_fallback"] * 2
     # without a peak of its own a fallback row is timed as its op's class: one split model fits no CPU speed
@@ -350,7 +357,7 @@ def test_a_rejected_op_splits_the_graph_and_only_the_largest_piece_stays_on_the_
 def test_an_estimate_times_what_the_delegate_leaves_to_the_cpu_at_the_cpu_peak_and_names_it():
     layers = [_row("a"), _row("m", "mdwconv"), _row("b1"), _row("b2")]
     gpu = DeviceProfile("g", "g", "gpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
-                        class_peaks=(("cpu_fallback", GIGA / 10),), delegate_rejects=("multiplier",))
+                        class_peaks=(("cpu_fallback", GIGA / 10),), runtime=GPU_DELEGATE)
     est = roofline.estimate(layers, gpu)
     assert est.cpu_layers == ("a", "m") and est.total_s == pytest.approx(2 * 10e-3 + 2 * 1e-3)
     everything_delegated = DeviceProfile("g", "g", "gpu", peak_macs_per_s=GIGA, bandwidth_bytes_per_s=GIGA,
@@ -367,7 +374,7 @@ def _split_by_a_rejected_op(n: int, seed: int, cpu_slowdown: float = 8.0, ridge:
             layers.insert(4, Layer(f"m{i}", macs=1e6, weight_bytes=1e3, activation_bytes=1e3, op="mdwconv", kernel=7))
     measured = []
     for layers in models:
-        on_cpu = roofline.left_to_cpu(layers, ("multiplier",))
+        on_cpu = roofline.left_to_cpu(layers, GPU_DELEGATE)
         measured.append(sum(max(r.macs, ridge * r.bytes) / peak * (cpu_slowdown if cpu else 1)
                             for r, cpu in zip(layers, on_cpu)))
     return models, measured
@@ -375,12 +382,12 @@ def _split_by_a_rejected_op(n: int, seed: int, cpu_slowdown: float = 8.0, ridge:
 
 def test_the_cpu_fallback_speed_is_fitted_apart_and_never_pulled_toward_the_accelerators():
     models, measured = _split_by_a_rejected_op(12, seed=10)
-    terms = roofline.cost_model_terms(models, ("multiplier",))
+    terms = roofline.cost_model_terms(models, GPU_DELEGATE)
     assert "cpu_fallback" in terms.classes and "multiplier" not in terms.classes  # it never runs on the accelerator
     for shrinkage in (0.0, 1e6):  # the pull ties op classes together, not the CPU to the accelerator
         fit = roofline.fit_terms(models, measured, terms, 40.0, shrinkage=shrinkage)
         assert dict(fit.class_peaks)["cpu_fallback"] == pytest.approx(2e11 / 8, rel=1e-3)
-    nested = roofline.nested_leave_one_out(models, measured, 40.0, ("multiplier",))
+    nested = roofline.nested_leave_one_out(models, measured, 40.0, GPU_DELEGATE)
     assert nested.held_out.max_abs_pct_error < 1e-2
     # a cost model that knows no delegate can only make the multiplier conv a label for the slow models
     blind = roofline.nested_leave_one_out(models, measured, 40.0)
@@ -393,7 +400,7 @@ def test_an_op_class_only_split_models_have_is_not_fitted_apart_from_their_cpu_t
     models, measured = _split_by_a_rejected_op(12, seed=11)
     for i in range(0, 12, 3):
         models[i].append(Layer(f"dw7_{i}", macs=5e6, weight_bytes=1e3, activation_bytes=1e3, op="dwconv", kernel=7))
-    terms = roofline.cost_model_terms(models, ("multiplier",))
+    terms = roofline.cost_model_terms(models, GPU_DELEGATE)
     assert "general_depthwise" in terms.classes
     merge, kept = roofline.Design(models, terms, [40.0])._merge(list(range(12)))
     assert 1 + terms.classes.index("general_depthwise") not in kept and 1 + terms.classes.index("cpu_fallback") in kept
@@ -409,7 +416,7 @@ def test_classes_every_unsplit_model_has_are_fitted_apart_though_split_models_do
         layers += [Layer(f"d{i}", macs=float(rng.uniform(1e6, 5e7)), weight_bytes=1e4, activation_bytes=1e5, kernel=3),
                    Layer(f"dw{i}", macs=float(rng.uniform(1e5, 5e6)), weight_bytes=1e3, activation_bytes=1e5,
                          op="dwconv", kernel=3)]
-    terms = roofline.cost_model_terms(models, ("multiplier",))
+    terms = roofline.cost_model_terms(models, GPU_DELEGATE)
     _, kept = roofline.Design(models, terms, [40.0])._merge(list(range(12)))
     assert {1 + terms.classes.index(c) for c in ("dense", "depthwise", "cpu_fallback")} <= set(kept)
 
