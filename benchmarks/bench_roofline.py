@@ -82,6 +82,10 @@ def show_device(cmp: paper.DeviceComparison) -> None:
         ("MACs alone, leave-one-out", (macs_only.spearman, macs_only.median_abs_pct_error, macs_only.max_abs_pct_error)),
     ):
         print(f"     {label:<44} {figures[0]:8.3f} {figures[1]:6.1f}% {figures[2]:6.1f}%")
+    if fit.held_out_spearman_within_rounding:
+        low, high = fit.held_out_spearman_within_rounding
+        print(f"     this profile's Spearman for latencies anywhere within Table 6's rounding: {low:.3f}-{high:.3f} "
+              "(5th-95th percentile)")
     folds = []
     for seed, k in ((1, 5), (2, 5), (3, 3)):
         order = np.random.default_rng(seed).permutation(len(measured))

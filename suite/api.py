@@ -448,6 +448,8 @@ class DeviceProfile:
     typical_error_pct: float | None = None
     #: Spearman rank correlation of those held-out estimates with the measured latencies
     held_out_spearman: float | None = None
+    #: its 5th-95th percentiles for measured latencies anywhere within their published rounding
+    held_out_spearman_within_rounding: tuple[float, float] | None = None
     #: fixed time per inference on top of the layers' roofline time (dispatch, synchronisation)
     overhead_s: float = 0.0
     #: time per launched layer (conv, linear, attention: an accelerator's per-op launch cost; element-wise

@@ -49,7 +49,9 @@ def devices_table(registry: Registry) -> str:
         """How far off an estimate typically is, from models left out of the fit (leave-one-out)."""
         if d.typical_error_pct is None:
             return "-"
-        return f"±{d.typical_error_pct:.0f}% median, Spearman {d.held_out_spearman:.3f}"
+        band = d.held_out_spearman_within_rounding
+        return f"±{d.typical_error_pct:.0f}% median, Spearman {d.held_out_spearman:.3f}" + (
+            f" ({band[0]:.3f}-{band[1]:.3f} within the published rounding)" if band else "")
 
     rows = [[d.id, d.kind, d.name, d.ridge_point if d.ridge_point is not None else "-", held_out(d), d.source]
             for d in registry.devices]

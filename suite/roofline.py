@@ -618,6 +618,24 @@ class HeldOut:
     def spearman(self) -> float:
         return spearman(self.predicted_s, self.measured_s)
 
+    def spearman_within(self, half_widths: Sequence[float], draws: int = 4000, seed: int = 0) -> tuple[float, float]:
+        """5th and 95th percentile of the Spearman against measured latencies moved anywhere within
+        ``half_widths`` of their printed values (uniformly): how much of the ranking the rounding of a
+        published table decides. Table 6 prints 0.5 ms for anything from 0.45 to 0.55, so its ties and
+        near-ties could rank either way, and a correlation near a threshold may fall on either side."""
+        from scipy.stats import rankdata
+
+        measured, half = np.asarray(self.measured_s), np.asarray(half_widths, dtype=float)
+        if half.shape != measured.shape or np.any(half < 0):
+            raise ValueError(f"need one non-negative half width per model (got {half.shape} for {measured.shape})")
+        drawn = measured + np.random.default_rng(seed).uniform(-1.0, 1.0, (draws, len(measured))) * half
+        x = _ranks(self.predicted_s) - (len(measured) + 1) / 2
+        y = rankdata(drawn, axis=1)
+        y -= y.mean(axis=1, keepdims=True)
+        rho = (y @ x) / np.sqrt((y * y).sum(axis=1) * float(x @ x))
+        low, high = np.percentile(rho, [5, 95])
+        return float(low), float(high)
+
     @property
     def mean_abs_log_error(self) -> float:
         """Mean |ln(predicted / measured)|: symmetric in over- and under-estimates, every model counted."""

@@ -120,6 +120,8 @@ def test_held_out_figures_are_recomputed_by_nested_leave_one_out(device):
     assert held.spearman == pytest.approx(fitted.held_out_spearman, abs=2e-3)
     assert fitted.held_out_spearman == NESTED_SPEARMAN[device]
     assert sum(k == fitted.shrinkage for k in nested.fold_shrinkage) == fitted.folds_choosing_shrinkage
+    rounding = [devices.printed_half_step(ms) / 1e3 for _, ms in fitted.rows]
+    assert held.spearman_within(rounding) == pytest.approx(fitted.held_out_spearman_within_rounding, abs=5e-3)
     from mnv4suite.reports.paper import paper_results
 
     matched = devices.costed_rows(paper_results())
@@ -182,7 +184,23 @@ def test_list_devices_shows_the_held_out_error(suite_env):
     out = subprocess.run([sys.executable, "-m", "mnv4suite", "list", "devices"], env=suite_env, capture_output=True,
                          text=True, timeout=120).stdout
     assert "held-out error" in out
-    assert f"±{devices.FITS['pixel8_edgetpu'].held_out_median_ape:.0f}% median" in out
+    edgetpu = devices.FITS["pixel8_edgetpu"]
+    low, high = edgetpu.held_out_spearman_within_rounding
+    assert f"±{edgetpu.held_out_median_ape:.0f}% median, Spearman {edgetpu.held_out_spearman:.3f} " \
+        f"({low:.3f}-{high:.3f} within the published rounding)" in out
+
+
+def test_the_held_out_spearman_carries_the_band_table6s_rounding_leaves_it():
+    """Table 6 prints one decimal (0.45 two): a latency printed 0.5 may be anything from 0.45 to 0.55, so
+    a device with many small ties (the ANE, the EdgeTPU) has a Spearman the table decides only to +-0.01."""
+    assert [devices.printed_half_step(ms) for ms in (2.4, 0.45, 17.0, 186.5)] == \
+        pytest.approx([0.05, 0.005, 0.05, 0.05])
+    for device, fitted in devices.FITS.items():
+        low, high = fitted.held_out_spearman_within_rounding
+        assert low <= high and fitted.spearman_text() in devices.PROFILES[device].notes
+    ane, cpu = devices.FITS["iphone13_ane"], devices.FITS["s23_cpu"]  # 0.45-0.7 ms ties; 1.8-69 ms, few ties
+    assert ane.held_out_spearman_within_rounding[1] - ane.held_out_spearman_within_rounding[0] > 0.01
+    assert cpu.held_out_spearman_within_rounding[1] - cpu.held_out_spearman_within_rounding[0] < 0.005
 
 
 def test_bytes_per_element_follows_the_papers_precision():

@@ -190,6 +190,18 @@ def test_which_depthwise_convs_run_the_general_kernel_is_the_runtimes_to_say():
     assert roofline.cost_model_terms([rows, rows], adreno).runtime.dedicated_depthwise == ((3, 1),)
 
 
+def test_a_held_out_spearman_band_spans_the_rankings_a_tables_rounding_allows():
+    """Latencies printed to 0.1 ms: the two printed 0.5 and the two printed 0.7 could be either way round.
+    A model that ranks the true latencies exactly gets 1.0 in a quarter of the draws, less in the rest."""
+    true = [0.46, 0.54, 0.62, 0.71, 0.74]
+    held = roofline.HeldOut(tuple(true), (0.5, 0.5, 0.6, 0.7, 0.7))
+    low, high = held.spearman_within([0.05] * 5)
+    assert low < held.spearman < high == pytest.approx(1.0)
+    assert held.spearman_within([0.0] * 5) == pytest.approx((held.spearman, held.spearman))  # exact figures
+    with pytest.raises(ValueError, match="one non-negative half width per model"):
+        held.spearman_within([0.05] * 4)
+
+
 def test_held_out_predictions_are_exact_when_the_device_is_a_roofline():
     models = synthetic_models()
     ridge, peak = 40.0, 2e11
