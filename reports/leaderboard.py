@@ -193,6 +193,9 @@ def build_site(submissions_dir: Path, out_dir: Path, rules: subs.Rules = subs.RU
         raise UserError(f"submissions folder {submissions_dir} does not exist")
     out_dir = Path(out_dir)
     check_site_folder(submissions_dir, out_dir)
+    if not _made_here(out_dir):
+        raise UserError(f"--out {out_dir} holds files but no {SITE_MARKER}, so this command did not make it and "
+                        "writing the site there would replace files of yours: give an empty or new folder")
     folders, verdicts = find_submissions(submissions_dir)
     verdicts += [subs.validate_submission(folder, rules) for folder in folders]
     verdicts.sort(key=lambda v: v.name)
@@ -231,6 +234,12 @@ def check_site_folder(submissions_dir: Path, out_dir: Path) -> None:
         raise UserError(f"--out {out_dir} is a file: give a folder for the site")
 
 
+def _made_here(site: Path) -> bool:
+    """Whether a folder is new, empty, or holds a site this command wrote (its marker says so)."""
+    marker = site / SITE_MARKER
+    return not site.is_dir() or (marker.is_file() and not marker.is_symlink()) or not any(site.iterdir())
+
+
 def clean_site(out_dir: Path) -> list[Path]:
     """Remove the files an earlier `mnv4suite leaderboard` wrote to out_dir, and nothing else.
 
@@ -242,20 +251,21 @@ def clean_site(out_dir: Path) -> list[Path]:
     if Path.cwd().resolve().is_relative_to(site):
         raise UserError(f"--clean: {out_dir} is (or holds) the working directory, which is never cleaned: "
                         "give the site a folder of its own")
+    if not _made_here(site):
+        raise UserError(f"--clean: {out_dir} holds files but no {SITE_MARKER}, so this command did not make it: "
+                        "give an empty or new folder")
     marker = site / SITE_MARKER
-    if not marker.is_file() or marker.is_symlink():
-        if any(site.iterdir()):
-            raise UserError(f"--clean: {out_dir} holds files but no {SITE_MARKER}, so this command did not make it: "
-                            "give an empty or new folder")
-        return []
+    if not marker.is_file():
+        return []  # empty
     try:
         listed = json.loads(marker.read_bytes()[:1 << 20])["files"]
         names = [name for name in listed if isinstance(name, str)]
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"--clean: {marker} is damaged ({exc}): remove the site's files by hand") from None
     removed = []
-    # Plain names only: a marker is ours, but a damaged one must not reach outside the folder.
-    for name in names + [SITE_MARKER]:
+    # Plain names only: a marker is ours, but a damaged one must not reach outside the folder. The marker
+    # itself stays: the folder is still the site's, and the build that follows rewrites it.
+    for name in names:
         path = site / name
         if os.sep in name or name in ("", ".", "..") or path.is_symlink() or not path.is_file():
             continue

@@ -187,6 +187,22 @@ def _leaderboard_args(*argv):
     return parser.parse_args([str(a) for a in argv])
 
 
+def test_the_site_is_never_written_over_files_this_command_did_not_write(tmp_path):
+    """A folder with a page of the user's own is not a site: its index.html is never replaced."""
+    from mnv4suite.errors import UserError
+
+    (tmp_path / "submissions").mkdir()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("my own page")
+    with pytest.raises(UserError, match="would replace files of yours: give an empty or new folder"):
+        leaderboard.cmd_leaderboard(_leaderboard_args(tmp_path / "submissions", "--out", www))
+    assert (www / "index.html").read_text() == "my own page" and sorted(www.iterdir()) == [www / "index.html"]
+    site = _leaderboard_args(tmp_path / "submissions", "--out", tmp_path / "site")
+    assert leaderboard.cmd_leaderboard(site) == 0
+    assert leaderboard.cmd_leaderboard(site) == 0  # a site of its own is rebuilt in place
+
+
 def test_clean_never_deletes_submissions_inside_the_site(tmp_path):
     from mnv4suite.errors import UserError
 
