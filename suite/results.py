@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mnv4suite.errors import UserError
-from mnv4suite.fileio import atomic_write_json
+from mnv4suite.fileio import atomic_write_bytes
 
 SCHEMA_VERSION = "1.4"  # written; the schema file also reads 1.0 to 1.3
 SCHEMA_FILE = "result-1.schema.json"
@@ -65,15 +65,20 @@ def validate(result: dict[str, Any], source: str = "result") -> None:
         raise InvalidResultError(f"{source} does not match schema {SCHEMA_VERSION}:\n  " + "\n  ".join(errors))
 
 
-def write(result: dict[str, Any], path: Path) -> Path:
-    """Validate first, then replace atomically: an invalid result is never written."""
-    validate(result)
-    atomic_write_json(path, result)
-    return path
-
-
 #: Far above any result the suite writes (a few KiB; a COCO artifact's details stay well under 1 MiB).
 MAX_RESULT_BYTES = 4 << 20
+
+
+def write(result: dict[str, Any], path: Path) -> Path:
+    """Validate first, then replace atomically: an invalid result, or one too large for ``read`` to take
+    back, is never written."""
+    validate(result)
+    data = (json.dumps(result, indent=2) + "\n").encode("utf-8")
+    if len(data) > MAX_RESULT_BYTES:
+        raise ValueError(f"a result of {len(data)} bytes is more than the {MAX_RESULT_BYTES} a reader "
+                         "accepts: a field grew without bound (a bug in the suite or a plugin: please report it)")
+    atomic_write_bytes(path, data)
+    return path
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -310,7 +310,10 @@ def read_outcome(job: Job, job_dir: Path, crash_hint: str = "see the output abov
     outcome = Outcome(job=job, job_dir=job_dir)
     result_file = job_dir / results.RESULT_FILE
     if result_file.exists():
-        outcome.result = results.read(result_file)
+        try:
+            outcome.result = results.read(result_file)
+        except UserError as exc:  # this job's failure, not the run's: the file stays for a look, --resume redoes it
+            outcome.error = {"kind": "UnreadableResult", "user_error": False, "message": str(exc)}
     elif (job_dir / ERROR_FILE).exists():
         outcome.error = json.loads((job_dir / ERROR_FILE).read_text())
     else:

@@ -28,6 +28,10 @@ from mnv4suite.roofline import estimate_text
 from mnv4suite.run_rules import Seeds, get_preset
 
 ERROR_FILE = "error.json"
+#: Every unusable sample with its reason, beside the result; the result lists the first SKIPPED_IN_RESULT
+#: (a damaged copy of ImageNet can have tens of thousands, which would make the result unreadable).
+SKIPPED_FILE = "skipped-files.json"
+SKIPPED_IN_RESULT = 100
 LOG_DIR = "loadgen"
 
 
@@ -161,7 +165,9 @@ def execute(job: Job) -> dict[str, Any]:
     task = task_spec.create()
     dataset = task.dataset(model_spec, data, job.count, job.on_error, cache.root)
     if dataset.skipped:
-        say(f"{len(dataset.skipped)} unusable sample(s) skipped, first: {dataset.skipped[0][0]}: {dataset.skipped[0][1]}")
+        atomic_write_json(out_dir / SKIPPED_FILE, [list(item) for item in dataset.skipped])
+        say(f"{len(dataset.skipped)} unusable sample(s) skipped (all in {SKIPPED_FILE}), first: "
+            f"{dataset.skipped[0][0]}: {dataset.skipped[0][1]}")
     model, calibration, artifact = _prepare(job, task, model_spec, backend, cache)
 
     estimate = None
@@ -294,7 +300,7 @@ def _result(job, registry, task_spec, model_spec, backend_spec, backend, dataset
                 "samples": len(dataset),
                 "requested": len(dataset) + len(dataset.skipped),
                 "skipped": len(dataset.skipped),
-                "skipped_files": [list(item) for item in dataset.skipped],
+                "skipped_files": [list(item) for item in dataset.skipped[:SKIPPED_IN_RESULT]],
                 "details": _json_safe(dataset.info()),
             },
         },

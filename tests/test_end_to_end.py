@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,7 @@ def test_skipped_files_make_a_partial_result_and_stop_otherwise(run_cli, tmp_pat
     dataset = result["task"]["dataset"]
     assert (dataset["samples"], dataset["skipped"], dataset["requested"]) == (11, 1, 12)
     assert dataset["skipped_files"][0][0] == str(broken)
+    assert json.loads((path.parent / "skipped-files.json").read_text()) == dataset["skipped_files"]
     assert result["accuracy"]["samples"] == 11
     assert dataset["details"]["layout"] == "folders"
 
@@ -143,6 +145,24 @@ def test_skipped_files_make_a_partial_result_and_stop_otherwise(run_cli, tmp_pat
     [second] = set(result_files(tmp_path)) - {path}
     details = results.read(second)["task"]["dataset"]["details"]
     assert details["input_cache"]["warm"] is True and results.read(second)["task"]["dataset"]["skipped"] == 1
+
+
+def test_thousands_of_unusable_files_are_kept_beside_a_result_that_stays_readable(run_cli, tmp_path, image_folder):
+    """A damaged copy of ImageNet can hold tens of thousands of unusable files: the result lists the first
+    hundred, skipped-files.json beside it every one, and the result can still be read back."""
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    first_class = sorted(p for p in data.iterdir() if p.is_dir())[0]
+    for i in range(150):
+        (first_class / f"broken_{i:03d}.JPEG").write_bytes(b"\xff\xd8 not a JPEG")
+    run = run_cli("run", "--backend", "onnxruntime-cpu", "--model", "tiny-cnn", "--mode", "accuracy",
+                  "--data", str(data), "--on-error", "skip")
+    assert run.returncode == 0, run.output
+    [path] = result_files(tmp_path)
+    dataset = results.read(path)["task"]["dataset"]
+    every = json.loads((path.parent / "skipped-files.json").read_text())
+    assert dataset["skipped"] == len(every) == 150 and len(dataset["skipped_files"]) == 100
+    assert dataset["skipped_files"] == every[:100] and all(name.endswith(".JPEG") for name, _ in every)
 
 
 def test_threads_are_a_recorded_setting(run_cli, tmp_path):

@@ -86,6 +86,27 @@ def test_invalid_result_is_never_written(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_result_too_large_to_read_back_is_never_written(tmp_path):
+    """What ``write`` writes, ``read`` takes back: a result over MAX_RESULT_BYTES would be a measurement
+    no report, resume or validate could ever read."""
+    huge = sample_result()
+    huge["status"] = "partial"
+    huge["task"]["dataset"].update(skipped=1, skipped_files=[["x" * results.MAX_RESULT_BYTES, "too long"]])
+    with pytest.raises(ValueError, match="more than the 4194304 a reader accepts"):
+        results.write(huge, tmp_path / "result.json")
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_unreadable_result_fails_its_job_not_the_run(tmp_path):
+    """A damaged result.json is that job's failure, kept on disk for --resume to put aside; the run goes on."""
+    from mnv4suite.runner import read_outcome
+
+    (tmp_path / "result.json").write_text("{not json")
+    outcome = read_outcome(job=None, job_dir=tmp_path)
+    assert not outcome.ok and outcome.error["kind"] == "UnreadableResult" and not outcome.error["user_error"]
+    assert "cannot read result file" in outcome.error["message"] and (tmp_path / "result.json").exists()
+
+
 def test_crash_while_writing_keeps_the_old_file_whole(tmp_path):
     path = tmp_path / "result.json"
     results.write(sample_result(), path)
