@@ -329,7 +329,7 @@ def run_job_in_subprocess(job: Job) -> Outcome:
 
 
 Started = Callable[[Job, str], None]  # (job, where it runs: "" on this host)
-Finished = Callable[[Outcome], bool]  # False: stop, the remaining jobs would fail the same way
+Finished = Callable[[Outcome], bool]  # False: stop, the remaining jobs here would fail the same way
 
 
 class Executor(Protocol):
@@ -354,7 +354,8 @@ def save_run_file(run: Plan) -> None:
 
 
 def execute(run: Plan, log=print, executor: Executor | None = None) -> list[Outcome]:
-    """Run every job; stop early only on a user error, which the remaining jobs would repeat."""
+    """Run every job; stop early only on a user error, which the remaining jobs would repeat on this
+    machine (a lab's executor runs on: one node's full disk is not another's)."""
     run.run_dir.mkdir(parents=True, exist_ok=True)
     save_run_file(run)
     outcomes = list(run.done)

@@ -74,7 +74,10 @@ def discover(pinned: str | None = None) -> Lab:
 
 
 class RayExecutor:
-    """Runs jobs as Ray tasks; see the module docstring. Implements mnv4suite.runner.Executor."""
+    """Runs jobs as Ray tasks; see the module docstring. Implements mnv4suite.runner.Executor.
+
+    Unlike a local run, a lab run does not stop at a job's user error: a full disk or a missing package is
+    its node's, not the lab's, so the other nodes' jobs run on and each failure keeps its reason."""
 
     def __init__(self, lab: Lab, registry: Registry):
         self.lab = lab
@@ -127,31 +130,37 @@ class RayExecutor:
             ref = _run_job.options(resources=self.demand(job)).remote(asdict(job), built, names)
             pending[ref] = job
         try:
-            self._collect(pending, started, finished)
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+                if ready:
+                    self._take(ready[0], pending, started, finished)
+                else:
+                    self._fail_stranded(pending, started, finished)
         finally:
-            # Ctrl-C, a user error or a bug: nothing keeps running for a driver that stopped listening.
-            for ref in [*pending, *builds.values()]:
-                ray.cancel(ref, force=True)
-
-    def _collect(self, pending: dict[Any, Job], started: Started, finished: Finished) -> None:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
-            if not ready:
-                if not self._fail_stranded(pending, started, finished):
-                    return
-                continue
-            job = pending.pop(ready[0])
+            # Ctrl-C or a bug: what has finished still comes home, and nothing keeps running for a driver
+            # that stopped listening.
             try:
-                shipped = ray.get(ready[0])
-            except ray_errors.RayError as exc:
-                started(job, "the lab")
-                outcome = _failed(job, type(exc).__name__, _lost_because(exc))
-            else:
-                where = shipped["node"]["name"] or shipped["node"]["hostname"]
-                started(job, where + "".join(f" ({note})" for note in shipped["notes"]))
-                outcome = self._home(job, shipped)
-            if not finished(outcome):
-                return
+                if pending:
+                    done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+                    for ref in done:
+                        self._take(ref, pending, started, finished)
+            finally:
+                for ref in [*pending, *builds.values()]:
+                    ray.cancel(ref, force=True)
+
+    def _take(self, ref: Any, pending: dict[Any, Job], started: Started, finished: Finished) -> None:
+        """A finished task's job: its files home and its outcome reported."""
+        job = pending.pop(ref)
+        try:
+            shipped = ray.get(ref)
+        except ray_errors.RayError as exc:
+            started(job, "the lab")
+            outcome = _failed(job, type(exc).__name__, _lost_because(exc))
+        else:
+            where = shipped["node"]["name"] or shipped["node"]["hostname"]
+            started(job, where + "".join(f" ({note})" for note in shipped["notes"]))
+            outcome = self._home(job, shipped)
+        finished(outcome)
 
     def _home(self, job: Job, shipped: dict[str, Any]) -> Outcome:
         job_dir = Path(job.out_dir)
@@ -162,9 +171,8 @@ class RayExecutor:
             atomic_write_json(job_dir / ERROR_FILE, outcome.error)
         return outcome
 
-    def _fail_stranded(self, pending: dict[Any, Job], started: Started, finished: Finished) -> bool:
-        """Jobs that no living node can take (their only node died): failed with the reason, not waited
-        on. False when the run should stop."""
+    def _fail_stranded(self, pending: dict[Any, Job], started: Started, finished: Finished) -> None:
+        """Jobs that no living node can take (their only node died): failed with the reason, not waited on."""
         alive = lab_nodes()
         for ref, job in list(pending.items()):
             demand = self.demand(job)
@@ -174,10 +182,8 @@ class RayExecutor:
             del pending[ref]
             started(job, "the lab")
             needs = ", ".join(k for k in demand if not k.endswith(":slot"))
-            if not finished(_failed(job, "NoNodeLeft", f"no living lab node holds {needs} any more "
-                                    "(a node left the lab); rerun with --resume when it is back")):
-                return False
-        return True
+            finished(_failed(job, "NoNodeLeft", f"no living lab node holds {needs} any more "
+                             "(a node left the lab); rerun with --resume when it is back"))
 
 
 def _lost_because(exc: Exception) -> str:

@@ -1,5 +1,6 @@
-"""Nodes that die mid-sweep on a real three-node Ray cluster: nothing finished is lost, a job whose
-node died runs again where its hardware still is, or fails with the reason; --resume finishes it."""
+"""Faults on a real multi-node Ray cluster: nothing finished is lost. A job whose node died runs again
+where its hardware still is, or fails with the reason, and --resume finishes it; one node's user error
+fails only its jobs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pytest
 from labkit import advertised, start_lab
 from mnv4suite import results
 
-pytestmark = pytest.mark.slow
 
 
 def wait_for_job_on(workdir: Path, proc, timeout: float = 120.0) -> None:
@@ -26,6 +26,7 @@ def wait_for_job_on(workdir: Path, proc, timeout: float = 120.0) -> None:
     raise AssertionError(f"no job started under {workdir}")
 
 
+@pytest.mark.slow
 def test_a_node_dying_mid_sweep_loses_nothing(tmp_path):
     nodes = {name: {"MNV4SUITE_LAB_WORKDIR": str(tmp_path / f"work-{name}"),
                     **({"MNV4SUITE_TEST_NPU": "1"} if name != "alpha" else {})}
@@ -77,6 +78,28 @@ def test_a_node_dying_mid_sweep_loses_nothing(tmp_path):
 
 
 
+def test_one_nodes_user_error_fails_its_job_and_the_other_nodes_finish_theirs(tmp_path):
+    """A local run stops at a user error, which the next jobs would repeat; in a lab it is one node's (its
+    driver, its disk): the job running on the healthy node is not cancelled, and its result comes home."""
+    lab = start_lab(tmp_path, {"good": {"MNV4SUITE_TEST_NPU": "1"},
+                               "broken": {"MNV4SUITE_TEST_NPU": "1", "MNV4SUITE_TEST_NPU_FAULT": "driver"}})
+    try:
+        run = lab.driver("--backend", "lab-npu", "--model", "tiny-cnn", "--scenario", "SingleStream,Offline",
+                         "--preset", "rapid", "--out", "out", cwd=tmp_path)
+        output = run.stdout + run.stderr
+        assert run.returncode == 2, output  # the user error is still the run's answer
+        [run_dir] = (tmp_path / "out").iterdir()
+        found = [results.read(p) for p in run_dir.glob("*/result.json")]
+        errors = [json.loads(p.read_text()) for p in run_dir.glob("*/error.json")]
+        assert len(found) + len(errors) == 2, output  # every job ended one way or the other: none cancelled
+        assert found and {r["node"]["name"] for r in found} == {"good"}, output
+        assert errors and all(e["kind"] == "UnavailableError" and "driver on this node" in e["message"]
+                              for e in errors), errors
+        assert f"mnv4suite run --resume {run_dir}" in output and "Traceback" not in output
+    finally:
+        lab.shutdown()
+
+
 def _processes_under(path: Path) -> list[str]:
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
@@ -89,6 +112,7 @@ def _processes_under(path: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_lab_jobs_and_keeps_what_finished(tmp_path):
     import signal
 

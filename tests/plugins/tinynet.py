@@ -129,8 +129,14 @@ class LabNpuBackend(Backend):
         return Artifact(kind="torch-eager", payload=model.module)
 
     def load(self, artifact, model):
+        import os
+
+        from mnv4suite.errors import UnavailableError
         from mnv4suite.plugins.pytorch.backend import TorchSession
 
+        if os.environ.get("MNV4SUITE_TEST_NPU_FAULT") == "driver":  # one node's problem, as a user meets it
+            raise UnavailableError("the test NPU's driver on this node refuses to load models "
+                                   "(MNV4SUITE_TEST_NPU_FAULT=driver): update it, or run without this node")
         session = TorchSession(artifact.payload)
         session.accelerator = "test NPU (PyTorch eager)"
         return session
