@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from mnv4suite.api import install_command
+from mnv4suite.fileio import atomic_write_bytes
 from mnv4suite.errors import UserError
 
 from . import pareto
@@ -132,7 +133,7 @@ def build(
             for ext, data in (("svg", fig.svg), ("png", fig.png)):
                 if ext in formats and data is not None:
                     path = out / "plots" / f"{fig.name}.{ext}"
-                    path.write_bytes(data)
+                    atomic_write_bytes(path, data)
                     report.written.append(path)
     if "json" in formats:
         report.written.append(_write(out / "report.json", json.dumps(_clean(to_json(report)), indent=1, allow_nan=False)))
@@ -144,7 +145,8 @@ def build(
 
 
 def _write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
+    """Replaced whole or not at all: an interrupted rebuild leaves the last report readable."""
+    atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
 
