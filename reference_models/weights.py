@@ -129,7 +129,9 @@ def unwrap_state_dict(obj: object, origin: str = "checkpoint") -> dict[str, torc
 
 
 def _is_state_dict(obj: Mapping) -> bool:
-    return len(obj) > 0 and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    """Names to dense tensors: a sparse or quantized tensor is no checkpoint of these models."""
+    return len(obj) > 0 and all(isinstance(k, str) and isinstance(v, torch.Tensor) and v.layout == torch.strided
+                                and not v.is_quantized for k, v in obj.items())
 
 
 # --------------------------------------------------------------------------- fit check

@@ -311,7 +311,7 @@ def validate_submission(path: Path, rules: Rules = RULES["submission"]) -> Submi
     what the submission holds: a check that fails unexpectedly rejects it with the reason."""
     try:
         return _validate_submission(path, rules)
-    except (RecursionError, MemoryError, ValueError, TypeError, KeyError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a hostile file provokes rejects it, never the whole site
         verdict = SubmissionVerdict(path=str(path), rules=rules)
         verdict.reject("files", f"the submission could not be checked: {type(exc).__name__}: {printable(exc)}")
         return verdict

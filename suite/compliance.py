@@ -103,6 +103,8 @@ def _score(detail: dict[str, Any]) -> tuple[str, float | None, str | None]:
         return scenario, None, f"result is {detail.get('result_validity', 'missing')}"
     if value is None:
         return scenario, None, f"no {SCORE_KEY.get(scenario, 'score')} in the log"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e18:
+        return scenario, None, f"{SCORE_KEY.get(scenario, 'score')} is {str(value)[:40]!r}, not a positive number"
     return scenario, float(value), None
 
 

@@ -8,7 +8,6 @@ the suite and their tools must never read two different figures from one log.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,21 @@ def read_detail(log_dir: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     errors: list[str] = []
     warnings: list[str] = []
+    from mnv4suite.safeparse import load_json  # a submission's log is anyone's
+
     with open(Path(log_dir) / DETAIL, encoding="utf-8") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, 1):
             if not line.startswith(MLLOG_PREFIX):
                 continue
-            entry = json.loads(line[len(MLLOG_PREFIX) :])
+            entry = load_json(line[len(MLLOG_PREFIX) :], f"{DETAIL} line {number}", max_depth=8)
+            metadata = entry.get("metadata", {}) if isinstance(entry, dict) else None
+            if not isinstance(metadata, dict) or not isinstance(entry.get("key"), str) or "value" not in entry:
+                raise ValueError(f"{DETAIL} line {number} is not a LoadGen MLLOG entry (an object with a key, "
+                                 "a value and metadata)")
             values.setdefault(entry["key"], entry["value"])
-            if entry.get("metadata", {}).get("is_error"):
+            if metadata.get("is_error"):
                 errors.append(f"{entry['key']}: {entry['value']}")
-            if entry.get("metadata", {}).get("is_warning"):
+            if metadata.get("is_warning"):
                 warnings.append(str(entry["value"]))
     values["_errors"] = errors
     values["_warnings"] = warnings
@@ -46,7 +51,11 @@ def overridden_by_audit_config(detail: dict[str, Any]) -> bool:
 
 
 def _ms(ns: float | int | None) -> float | None:
-    return None if ns is None else float(ns) / 1e6
+    if ns is None:
+        return None
+    if isinstance(ns, bool) or not isinstance(ns, (int, float)) or abs(ns) > 1e18:
+        raise ValueError(f"a latency in {DETAIL} is {str(ns)[:40]!r}, not a number of nanoseconds")
+    return float(ns) / 1e6
 
 
 def latency_figures(detail: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +101,14 @@ def read_accuracy_payloads(log_dir: Path) -> dict[int, bytes]:
     path = Path(log_dir) / ACCURACY
     if not path.exists() or path.stat().st_size == 0:
         return {}
+    from mnv4suite.safeparse import load_json
+
+    entries = load_json(path.read_bytes(), ACCURACY, max_depth=None)
     payloads: dict[int, bytes] = {}
-    for entry in json.loads(path.read_text(encoding="utf-8")):
-        payloads.setdefault(int(entry["qsl_idx"]), bytes.fromhex(entry["data"]))
+    for entry in entries if isinstance(entries, list) else [None]:
+        index, data = (entry.get("qsl_idx"), entry.get("data")) if isinstance(entry, dict) else (None, None)
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0 or not isinstance(data, str):
+            raise ValueError(f"{ACCURACY} holds {str(entry)[:80]!r}, not a LoadGen entry "
+                             '({"qsl_idx": sample index, "data": hex payload})')
+        payloads.setdefault(index, bytes.fromhex(data))
     return payloads

@@ -28,6 +28,7 @@ from mnv4suite.config import RunConfig
 from mnv4suite.errors import UnavailableError, UserError
 from mnv4suite.fileio import atomic_write_json
 from mnv4suite.registry import Registry
+from mnv4suite.safeparse import printable
 from mnv4suite.worker import ERROR_FILE, Job
 
 #: The run's configuration in its folder, so `mnv4suite run --resume RUN_DIR` can plan it again.
@@ -315,11 +316,26 @@ def read_outcome(job: Job, job_dir: Path, crash_hint: str = "see the output abov
         except UserError as exc:  # this job's failure, not the run's: the file stays for a look, --resume redoes it
             outcome.error = {"kind": "UnreadableResult", "user_error": False, "message": str(exc)}
     elif (job_dir / ERROR_FILE).exists():
-        outcome.error = json.loads((job_dir / ERROR_FILE).read_text())
+        outcome.error = _read_error(job_dir / ERROR_FILE)
     else:
         outcome.error = {"kind": "WorkerCrashed", "user_error": False,
                          "message": f"the worker process died without a result ({crash_hint})"}
     return outcome
+
+
+def _read_error(path: Path) -> dict[str, Any]:
+    """A worker's error.json (in a lab, a file another machine sent): what it says, or why it says nothing."""
+    from mnv4suite.safeparse import load_json
+
+    try:
+        error = load_json(path.read_bytes()[: 1 << 20], str(path), max_bytes=1 << 20)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return {**error, "kind": str(error.get("kind", "JobFailed")), "user_error": error.get("user_error") is True}
+        problem = "not an object with a message"
+    except (OSError, ValueError) as exc:
+        problem = str(exc)
+    return {"kind": "UnreadableError", "user_error": False, "message": f"the job failed, and its {ERROR_FILE} "
+            f"cannot say why: {problem}"}
 
 
 def run_job_in_subprocess(job: Job) -> Outcome:
@@ -393,4 +409,4 @@ def _log_outcome(outcome: Outcome, log) -> None:
                    if (loadgen := outcome.result["loadgen"]).get("timed_postprocessing") else None]
         log("  done: " + ", ".join(f for f in figures if f))
     if outcome.error:
-        log(f"  failed: {outcome.error['message']}")
+        log(f"  failed: {printable(outcome.error['message'], 2000)}")

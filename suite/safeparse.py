@@ -33,6 +33,16 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows (a figure must be finite)")
 
 
+#: More digits than any float holds (1.8e308): a longer integer is no figure, and converting it fails later.
+MAX_INT_DIGITS = 309
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits is no figure (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
 def load_json(data: bytes | str, what: str, max_bytes: int | None = None, max_depth: int | None = MAX_DEPTH) -> Any:
     """Parse untrusted JSON: at most `max_bytes`, UTF-8, no NaN or Infinity, at most `max_depth` levels
     (None: only as deep as the parser itself can go, for large files whose shape is checked anyway)."""
@@ -44,9 +54,11 @@ def load_json(data: bytes | str, what: str, max_bytes: int | None = None, max_de
     except UnicodeDecodeError as exc:
         raise ValueError(f"{what} is not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})") from None
     try:
-        value = json.loads(text, parse_constant=_no_constants)
+        value = json.loads(text, parse_constant=_no_constants, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except ValueError as exc:  # a constant or an integer refused above
+        raise ValueError(f"{what}: {exc}") from None
     except RecursionError:  # the C decoder gives up at the interpreter's recursion limit, at once
         raise ValueError(f"{what} nests too deep to read (over {MAX_DEPTH} levels is refused)") from None
     if max_depth is not None and (depth := depth_beyond(value, max_depth)):

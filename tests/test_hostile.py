@@ -237,3 +237,69 @@ def test_an_unwritable_artifact_cache_still_serves_and_builds(tmp_path, capsys):
     assert not cached and built.read_bytes() == b"model"
     err = capsys.readouterr().err
     assert "cannot be written" in err and "not kept for the next run" in err
+
+
+# --------------------------------------------------------------------------- logs, figures and files from elsewhere
+
+
+def test_a_hostile_loadgen_log_is_refused_by_name(tmp_path):
+    """A submission's logs are anyone's: an entry of the wrong shape is a ValueError naming the line."""
+    from mnv4suite import compliance, loadgen_log
+
+    (tmp_path / loadgen_log.DETAIL).write_text(':::MLLOG {"key": "x", "value": 1, "metadata": "s"}\n')
+    with pytest.raises(ValueError, match="line 1 is not a LoadGen MLLOG entry"):
+        loadgen_log.read_detail(tmp_path)
+    for entries in ('[{"qsl_idx": Infinity, "data": "00"}]', '[{"qsl_idx": "3", "data": "00"}]', '{"a": 1}'):
+        (tmp_path / loadgen_log.ACCURACY).write_text(entries)
+        with pytest.raises(ValueError, match=r"mlperf_log_accuracy.json"):
+            loadgen_log.read_accuracy_payloads(tmp_path)
+    with pytest.raises(ValueError, match="not a number of nanoseconds"):
+        loadgen_log.latency_figures({"effective_scenario": "Offline", "result_mean_latency_ns": "fast"})
+    zero = {"effective_scenario": "SingleStream", "result_validity": "VALID", "early_stopping_latency_ss": 0}
+    assert compliance.verify_performance(zero, zero, "TEST04")[0].startswith("TEST FAIL: reference")
+
+
+def test_whatever_a_submission_provokes_rejects_it_and_nothing_else(tmp_path, monkeypatch):
+    from mnv4suite.reports import submission as subs
+
+    def provoked(path, rules):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(subs, "_validate_submission", provoked)
+    verdict = subs.validate_submission(tmp_path, subs.RULES["development"])
+    assert not verdict.accepted and "ZeroDivisionError: float division by zero" in "\n".join(verdict.all_reasons())
+
+
+def test_an_integer_longer_than_any_figure_is_refused_by_file():
+    with pytest.raises(ValueError, match="x.json: an integer of 400 digits is no figure"):
+        load_json('{"p90_ms": ' + "9" * 400 + "}", "x.json")
+    assert load_json("[-" + "9" * 300 + "]", "x.json")[0] == -int("9" * 300)
+
+
+def test_a_sparse_or_quantized_checkpoint_is_no_state_dict(tmp_path):
+    torch = pytest.importorskip("torch")
+    from mnv4suite.reference_models.weights import load_state_dict
+
+    torch.save({"conv.weight": torch.eye(2).to_sparse()}, tmp_path / "sparse.pth")
+    with pytest.raises(UserError, match="holds no state dict of tensors"):
+        load_state_dict(tmp_path / "sparse.pth")
+
+
+def test_an_oversized_annotation_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from mnv4suite.tasks.coco import instances
+
+    monkeypatch.setattr(instances, "MAX_ANNOTATION_BYTES", 100)
+    (tmp_path / "instances.json").write_bytes(b" " * 101)
+    with pytest.raises(DataError, match="is larger than"):
+        instances.load(tmp_path / "instances.json")
+
+
+@pytest.mark.parametrize("error_file", [b"oops", b"[]", b"[" * 100000, b'{"message": 3}'])
+def test_an_error_file_that_says_nothing_still_fails_its_job_clearly(tmp_path, error_file):
+    """In a lab error.json is a file another machine sent: whatever it holds, the job fails with a reason."""
+    from mnv4suite.runner import read_outcome
+
+    (tmp_path / "error.json").write_bytes(error_file)
+    outcome = read_outcome(job=None, job_dir=tmp_path)
+    assert outcome.error["kind"] == "UnreadableError" and "cannot say why" in outcome.error["message"]
+    assert outcome.error["user_error"] is False

@@ -20,6 +20,7 @@ from ray import exceptions as ray_errors
 from mnv4suite.errors import UserError
 from mnv4suite.fileio import atomic_write_json
 from mnv4suite.registry import Registry
+from mnv4suite.safeparse import printable
 from mnv4suite.runner import Finished, Outcome, Started, read_outcome, start_job_dir
 from mnv4suite.worker import ERROR_FILE, Job
 
@@ -157,9 +158,16 @@ class RayExecutor:
             started(job, "the lab")
             outcome = _failed(job, type(exc).__name__, _lost_because(exc))
         else:
-            where = shipped["node"]["name"] or shipped["node"]["hostname"]
-            started(job, where + "".join(f" ({note})" for note in shipped["notes"]))
-            outcome = self._home(job, shipped)
+            try:
+                where = str(shipped["node"]["name"] or shipped["node"]["hostname"])
+                where += "".join(f" ({note})" for note in shipped["notes"])
+            except (KeyError, TypeError):
+                where = "the lab"
+            started(job, printable(where, 400))
+            try:
+                outcome = self._home(job, shipped)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # not a job's files: this job's failure
+                outcome = _failed(job, "BadShipment", f"the node's answer could not be brought home: {printable(exc)}")
         finished(outcome)
 
     def _home(self, job: Job, shipped: dict[str, Any]) -> Outcome:

@@ -57,12 +57,19 @@ class Annotations:
         return len(self.data["annotations"])
 
 
+#: Four times COCO's largest instances file (train2017, 448 MiB); read whole into memory, so bounded.
+MAX_ANNOTATION_BYTES = 2 << 30
+
+
 def load(path: str | Path) -> Annotations:
     """Parse and check `path`; DataError naming the file and the first problem."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(MAX_ANNOTATION_BYTES + 1)
+        if len(raw) > MAX_ANNOTATION_BYTES:
+            raise DataError(f"COCO annotation file {path} is larger than {MAX_ANNOTATION_BYTES >> 30} GiB "
+                            "(instances_train2017.json is 0.45 GiB): is it the right file?")
         # NaN/Infinity refused; nesting only as deep as the parser goes (the shape is checked below)
         data = load_json(raw, f"COCO annotation file {path}", max_depth=None)
     except FileNotFoundError as exc:

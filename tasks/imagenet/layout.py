@@ -136,7 +136,7 @@ def read_val_list(path: Path, root: Path, wnids: list[str] | None = None) -> lis
                 f"{path}, line {lineno}: expected '<image file> <class index>' like {VAL_LIST_EXAMPLE}, got {line!r}"
             )
         name, token = parts
-        if token.isdigit():
+        if token.isascii() and token.isdigit() and len(token) <= 6:  # "²".isdigit() is true too
             label = int(token)
         elif _WNID.fullmatch(token) and token in index:
             label = index[token]
@@ -181,10 +181,19 @@ def _images_in(folder: Path) -> list[str]:
     )
 
 
+#: ImageNet's val_map.txt and LOC_synset_mapping.txt are 1-3 MiB; a list this large is not one of them.
+MAX_LIST_BYTES = 64 << 20
+
+
 def _lines(path: Path):
     """(line number, stripped line) for non-empty, non-comment lines."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_LIST_BYTES + 1)
+        if len(raw) > MAX_LIST_BYTES:
+            raise DataError(f"{path} is larger than the {MAX_LIST_BYTES >> 20} MiB a label or image list needs "
+                            "(ImageNet's are under 3 MiB): is it the right file?")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
     for lineno, line in enumerate(text.splitlines(), 1):

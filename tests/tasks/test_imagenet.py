@@ -149,11 +149,12 @@ def test_caffe_val_txt_and_wnid_labels(tmp_path):
         (lambda p: make_val(p).joinpath("val_map.txt").write_text("ILSVRC2012_val_00000001.JPEG n01440764\n"), "without a label map"),
         (lambda p: make_val(p).joinpath("val_map.txt").write_text("\n# nothing\n"), "lists no images"),
         (lambda p: make_val(p).joinpath("val_map.txt").write_text("a.JPEG 1\na.JPEG 2\n"), "already listed on line 1"),
+        (lambda p: make_val(p).joinpath("val_map.txt").write_text("a.JPEG \u00b2\n"), "not a class index"),
         (lambda p: make_folders(p).joinpath("synset_words.txt").write_text("n01440764 tench\n"), "not wnids listed in the label map"),
         (lambda p: make_folders(p).joinpath("synset_words.txt").write_text("tench\n"), "expected a WordNet id"),
     ],
     ids=["missing", "file", "empty", "empty-class-folders", "flat-no-labels", "short-line", "bad-label",
-         "wnid-label-no-map", "empty-label-file", "duplicate", "folder-not-in-map", "bad-map"],
+         "wnid-label-no-map", "empty-label-file", "duplicate", "superscript-digit", "folder-not-in-map", "bad-map"],
 )
 def test_layout_errors_name_the_path_and_what_was_expected(tmp_path, setup, expected):
     root = tmp_path / "data"
