@@ -29,6 +29,7 @@ from mnv4suite.fileio import atomic_write_bytes
 from mnv4suite.safeparse import printable
 
 from . import submission as subs
+from .table import per_query_latency
 
 TEMPLATE_PREFIX = "leaderboard"
 VERDICT_FILE = "verdicts.json"
@@ -146,14 +147,14 @@ def build_pages(accepted: list[subs.SubmissionVerdict]) -> list[Page]:
 
 def _row(point, sub: subs.SubmissionVerdict, verdict: subs.ResultVerdict) -> Row:
     r = verdict.result
-    latency = r["latency"] or {}
+    latency, throughput = per_query_latency(r), (r["latency"] or {}).get("samples_per_s")
     return Row(
         submission=sub.name, submitter=sub.meta["submitter"], system=sub.meta["system"]["name"],
         model=r["model"]["id"], precision=r["model"]["precision"], backend=r["backend"]["id"],
         accelerator=r["backend"]["accelerator"], hardware_profile=r["backend"]["hardware"],
         cpu_fallback_ops=len(r["backend"].get("cpu_fallback_ops") or []),
         p50_ms=latency.get("p50_ms"), p90_ms=latency.get("p90_ms"), es_p90_ms=latency.get("early_stopping_p90_ms"),
-        samples_per_s=latency.get("samples_per_s"), accuracy=point.accuracy, accuracy_metric=point.accuracy_metric,
+        samples_per_s=throughput, accuracy=point.accuracy, accuracy_metric=point.accuracy_metric,
         accuracy_note=point.accuracy_note, latency_ms=point.latency_ms, on_front=point.on_front,
         result_path=verdict.path,
     )

@@ -140,3 +140,14 @@ def test_listing_imports_neither_matplotlib_nor_jinja2(suite_env):
     proc = subprocess.run([sys.executable, "-c", code], env=suite_env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_an_offline_row_shows_its_throughput_not_completion_times_as_latency():
+    """In Offline every sample is one query: LoadGen's "latency" of a sample is the time since the test
+    began (61 ms p50 for 64 samples at 5 ms each), which the table must not print as a per-inference p50."""
+    from mnv4suite.reports.table import results_table
+
+    offline = make_result("a", latency_ms=5.0, scenario="Offline")
+    offline["latency"].update(p50_ms=61.4, p90_ms=102.4, mean_ms=58.8, early_stopping_p90_ms=None, samples_per_s=195.0)
+    [row] = [line for line in results_table([offline, make_result("b", latency_ms=6.0)]).splitlines() if line.startswith("a ")]
+    assert row.split()[3:8] == ["-", "-", "-", "-", "195.0"] and "61.4" not in row
