@@ -57,6 +57,8 @@ class Point:
     source: str = ""  # the result file
     validity: str = ""
     on_front: bool = False
+    #: an estimate's typical error (the device profile's held-out median, %); None when measured or unknown
+    latency_band_pct: float | None = None
 
     @property
     def placed(self) -> bool:
@@ -270,6 +272,7 @@ def points_from_results(
                 run_id=r["run_id"],
                 source=source,
                 validity=r["validity"]["result"],
+                latency_band_pct=(r.get("estimate") or {}).get("typical_error_pct") if kind == ESTIMATED else None,
             )
         )
     return points

@@ -196,7 +196,10 @@ def latency_cell(p: pareto.Point) -> str:
     if p.latency_ms is None:
         return "-"
     digits = 3 if p.latency_ms < 1 else 2
-    return ("~" if p.latency_kind == pareto.ESTIMATED else "") + f"{p.latency_ms:.{digits}f}"
+    if p.latency_kind != pareto.ESTIMATED:
+        return f"{p.latency_ms:.{digits}f}"
+    band = f" ±{p.latency_band_pct:.0f}%" if p.latency_band_pct is not None else " (error unknown)"
+    return f"~{p.latency_ms:.{digits}f}{band}"  # an estimate is never shown without its error band
 
 
 def accuracy_cell(p: pareto.Point) -> str:

@@ -82,7 +82,7 @@ def test_markdown_marks_estimates_published_and_partial(built):
     _, out, _ = built
     md = (out / "report.md").read_text()
     row = next(line for line in md.splitlines() if "fake-npu" in line)
-    assert "~1.10" in row and "estimated" in row and "(partial)" in row
+    assert "~1.10 (error unknown)" in row and "estimated" in row and "(partial)" in row
     conv_s = next(line for line in md.splitlines() if "| mnv4-conv-s" in line)
     assert "73.80 (published)" in conv_s and "★" not in conv_s and "~" not in conv_s
     # where the figure comes from: a footnote, said once under the table, not in every row
@@ -151,3 +151,13 @@ def test_an_offline_row_shows_its_throughput_not_completion_times_as_latency():
     offline["latency"].update(p50_ms=61.4, p90_ms=102.4, mean_ms=58.8, early_stopping_p90_ms=None, samples_per_s=195.0)
     [row] = [line for line in results_table([offline, make_result("b", latency_ms=6.0)]).splitlines() if line.startswith("a ")]
     assert row.split()[3:8] == ["-", "-", "-", "-", "195.0"] and "61.4" not in row
+
+
+def test_an_estimate_in_a_pareto_table_carries_its_error_band():
+    """Markdown has no plot axis to say it: the cell itself does (a profile's held-out median error)."""
+    from mnv4suite.reports import pareto
+
+    estimated = make_result("m", backend="fake-npu", hardware="pixel8_edgetpu", estimate_ms=3.96, accuracy=70.0)
+    estimated["estimate"]["typical_error_pct"] = 8.5
+    [group] = pareto.groups(pareto.points_from_results([estimated]))
+    assert report.pareto_rows(group)[0][4] == "~3.96 ±8%"
