@@ -205,7 +205,8 @@ def points_from_results(
     """One point per result.
 
     Accuracy, first found wins: the result's own measurement; a measurement of the same model, task
-    and precision in another result (complete runs before partial ones; noted); the published figure
+    and precision in another result (noted), from the same backend and weights if there is one (the same
+    artifact answered it), else the same weights, else any; complete runs before partial ones; the published figure
     from ``published(model_id, metric) -> (value, source) | None``, labelled "published", used only
     where no measured accuracy of that model, task and precision exists in the set.
     """
@@ -214,14 +215,22 @@ def points_from_results(
     # a compliance run (LoadGen TEST01/TEST04) is evidence about another run, not a figure of its own
     kept = [i for i, r in enumerate(results) if not (r.get("loadgen") or {}).get("audit")]
     results, sources = [results[i] for i in kept], [sources[i] for i in kept]
-    borrowed: dict[tuple[str, str, str], tuple[int, str, float, Mapping[str, Any]]] = {}
+    def key(r: Mapping[str, Any]) -> tuple[str, str, str]:
+        return r["task"]["id"], r["model"]["id"], r["model"]["precision"]
+
+    measured_by: dict[tuple[str, str, str], list[tuple[Mapping[str, Any], tuple[str, float]]]] = {}
     for r in results:
-        found = _measured(r)
-        if found:
-            key = (r["task"]["id"], r["model"]["id"], r["model"]["precision"])
-            rank = 0 if r.get("status") == "complete" else 1
-            if key not in borrowed or (rank, r["run_id"]) < (borrowed[key][0], borrowed[key][3]["run_id"]):
-                borrowed[key] = (rank, found[0], found[1], r)
+        if found := _measured(r):
+            measured_by.setdefault(key(r), []).append((r, found))
+
+    def lender(r: Mapping[str, Any]) -> tuple[Mapping[str, Any], tuple[str, float]] | None:
+        def closeness(candidate) -> tuple:
+            other = candidate[0]
+            weights = other["model"].get("checksum") == r["model"].get("checksum")
+            return (not (weights and other["backend"]["id"] == r["backend"]["id"]), not weights,
+                    other.get("status") != "complete", other["run_id"])
+
+        return min(measured_by.get(key(r), []), key=closeness, default=None)
 
     points = []
     hardware_of = _machine_hardware(results)
@@ -238,12 +247,11 @@ def points_from_results(
             if status == "partial":
                 note = f"partial: {r['task']['dataset'].get('skipped', 0)} sample(s) skipped"
         else:
-            key = (task, r["model"]["id"], r["model"]["precision"])
-            if key in borrowed:
-                rank, metric, accuracy, other = borrowed[key]
+            if lent := lender(r):
+                other, (metric, accuracy) = lent
                 accuracy_kind = MEASURED
                 note = f"measured by run {other['run_id']} on {other['backend']['id']}"
-                if rank:
+                if other.get("status") != "complete":
                     note += " (partial)"
             elif published is not None:
                 metric = HEADLINE_METRIC.get(task, "top1")

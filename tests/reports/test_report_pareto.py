@@ -82,6 +82,21 @@ def test_published_accuracy_only_where_nothing_is_measured_and_labelled():
     assert c.accuracy is None and c.accuracy_kind is None and not c.placed
 
 
+def test_a_borrowed_accuracy_comes_from_the_same_backend_and_weights_first():
+    """int8 accuracy depends on the converter and its calibration: a TFLite int8 latency run takes the
+    TFLite int8 accuracy run's figure, not an earlier ONNX Runtime int8 one's."""
+    points = by_model(pareto.points_from_results([
+        make_result("b", backend="onnxruntime-cpu-int8", latency_ms=1.0, accuracy=72.1, precision="int8", run_id="r1"),
+        make_result("b", backend="tflite-int8", latency_ms=2.0, accuracy=73.0, precision="int8", run_id="r2"),
+        make_result("b", backend="tflite-int8", latency_ms=0.5, precision="int8", run_id="r3"),
+        make_result("b", backend="coreml-ane", latency_ms=0.4, precision="int8", run_id="r4"),
+    ], published))
+    lent = [p for p in points.values() if p.run_id == "r3"][0]
+    assert lent.accuracy == 73.0 and "run r2 on tflite-int8" in lent.accuracy_note
+    other = points[("b", "coreml-ane")]  # no run of its own backend: the earliest complete one
+    assert other.accuracy == 72.1 and "run r1 on onnxruntime-cpu-int8" in other.accuracy_note
+
+
 def test_measured_accuracy_of_another_precision_is_not_borrowed():
     points = by_model(pareto.points_from_results([
         make_result("b", latency_ms=1.0, accuracy=79.0, precision="fp32"),
