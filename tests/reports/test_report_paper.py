@@ -20,6 +20,14 @@ def test_spearman_per_device_equals_scipy():
         assert all(r["ratio"] == pytest.approx(r["estimated_ms"] / r["paper_ms"]) for r in cmp.rows)
     table16 = {c.device: c.paper_spearman_roofline for c in comparisons}
     assert table16["pixel6_cpu"] == 0.973 and table16["pixel7_gpu"] is None
+    # the in-sample figures are said to be so, beside the held-out ones the profiles carry
+    from mnv4suite.plugins.devices import FITS
+    from mnv4suite.reports.report import paper_tables
+
+    assert {c.device: c.held_out_spearman for c in comparisons} == {d: f.held_out_spearman for d, f in FITS.items()}
+    headers, rows = paper_tables({"devices": [c.to_dict() for c in comparisons], "sizes": []})["spearman"]
+    assert "Spearman roofline (in-sample)" in headers and "Spearman held out (nested leave-one-out)" in headers
+    assert rows[0][headers.index("Spearman held out (nested leave-one-out)")] == f"{FITS['pixel6_cpu'].held_out_spearman:.3f}"
 
 
 def test_spearman_with_ties_equals_scipy():
