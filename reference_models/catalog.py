@@ -14,7 +14,7 @@ from mnv4suite.api import ModelSpec, Requirement, install_command
 
 from .baselines import BASELINE_TIMM_NAMES
 from .detectors import DETECTOR_DEFS
-from .specs import MODEL_DEFS, TIMM_NAMES, all_model_defs
+from .specs import EVAL_CROP_PCT, MODEL_DEFS, TIMM_NAMES, all_model_defs
 
 BUILDER = "mnv4suite.reference_models.mobilenetv4:build"
 DETECTOR_BUILDER = "mnv4suite.reference_models.retinanet:build_detector"
@@ -151,6 +151,7 @@ def classifier_specs() -> list[ModelSpec]:
                 published=published,
                 requires=(TORCH,),
                 baseline=model_id not in MODEL_DEFS,
+                crop_pct=EVAL_CROP_PCT.get(model_id, ModelSpec.crop_pct),
             )
         )
     return out

@@ -413,6 +413,17 @@ PRETRAINED: dict[str, str] = {
 }
 
 
+#: The centre crop each default checkpoint is evaluated with, from its timm pretrained config: crop_pct
+#: 0.95 at the train resolution for most MNv4 tags, 0.875 for conv_small.e2400_r224_in1k.
+EVAL_CROP_PCT: dict[str, float] = {
+    "mnv4-conv-s": 0.875,
+    "mnv4-conv-m": 0.95,
+    "mnv4-conv-l": 0.95,
+    "mnv4-hybrid-m": 0.95,
+    "mnv4-hybrid-l": 0.95,
+}
+
+
 def all_model_defs() -> dict[str, ModelDef]:
     """The five MNv4 models, then the MobileNetV1/V2/V3 Pareto baselines."""
     from .baselines import BASELINE_DEFS  # baselines.py builds on this module, so it is read late

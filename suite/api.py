@@ -128,6 +128,9 @@ class ModelSpec:
     baseline: bool = False
     #: For a detector: the classifier whose body it uses, so `--task coco --model mnv4-conv-m` finds it.
     backbone: str | None = None
+    #: The centre-crop fraction its accuracy is evaluated with (timm's crop_pct: the shorter side is
+    #: resized to resolution / crop_pct first); a checkpoint's published top-1 holds only at its own.
+    crop_pct: float = 0.875
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (batch, 3, self.resolution, self.resolution)

@@ -37,7 +37,7 @@ class ImageNetTask(Task):
         if data is None:
             return SyntheticDataset(model.input_shape(1), count=count or SYNTHETIC_SAMPLES)
         return ImageNetDataset(data, model.resolution, count=count, on_error=on_error, num_classes=model.num_classes,
-                               cache_dir=cache_dir)
+                               crop_pct=model.crop_pct, cache_dir=cache_dir)
 
     def encode(self, outputs: np.ndarray, index: int = -1, dataset: Dataset | None = None) -> bytes:
         """Raw logits of one sample, shape (1, classes) or (classes,) -> top-5 payload."""

@@ -401,3 +401,19 @@ def test_metric_refuses_missing_or_foreign_results(task):
         task.metric({0: payload(1), 1: payload(2), 5: payload(0)}, Labelled([1, 2]))
     with pytest.raises(ValueError, match="sample 0"):
         task.metric({0: b"\x01\x02"}, Labelled([1]))
+
+
+def test_each_checkpoint_is_evaluated_with_its_own_centre_crop(task, tmp_path):
+    """timm evaluates Conv-M/L and Hybrid-M/L at crop_pct 0.95 (Conv-S at 0.875): Conv-M's 256 px crop
+    comes from a shorter side of 269, not 292, or its top-1 is not the checkpoint's."""
+    from dataclasses import replace
+
+    from mnv4suite.reference_models.catalog import classifier_specs
+
+    specs = {s.id: s for s in classifier_specs()}
+    root = make_folders(tmp_path / "data")
+    for model_id, shorter in (("mnv4-conv-m", 269), ("mnv4-conv-s", 256), ("mnv4-hybrid-l", 404)):
+        three_classes = replace(specs[model_id], num_classes=3)  # the test folder's
+        dataset = task.dataset(three_classes, root, cache_dir=tmp_path / "cache")
+        assert f"shorter side to {shorter}," in dataset.info()["preprocess"]
+    assert specs["mnv2-1.0"].crop_pct == 0.875  # timm's default for the baselines
