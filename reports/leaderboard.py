@@ -28,8 +28,9 @@ from mnv4suite.errors import UserError
 from mnv4suite.fileio import atomic_write_bytes
 from mnv4suite.safeparse import printable
 
+from mnv4suite.results import per_query_latency
+
 from . import submission as subs
-from .table import per_query_latency
 
 TEMPLATE_PREFIX = "leaderboard"
 VERDICT_FILE = "verdicts.json"

@@ -6,17 +6,11 @@ from typing import Any, Iterable
 
 from tabulate import tabulate
 
+from mnv4suite.results import per_query_latency
+
 
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
-
-
-def per_query_latency(result: dict[str, Any]) -> dict[str, Any]:
-    """The latency figures that are a query's latency. In Offline, LoadGen sends every sample in one query,
-    so its "latencies" are times from the start of the test to each sample's end (seconds at the normal
-    preset, beside SingleStream's milliseconds): its figure is the throughput, samples/s."""
-    latency = result.get("latency") or {}
-    return {} if result.get("scenario") == "Offline" else latency
 
 
 def results_table(results: Iterable[dict[str, Any]], tablefmt: str = "simple") -> str:

@@ -25,8 +25,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def json_bytes(obj: Any) -> bytes:
+    """The suite's JSON files as written: indented, one trailing newline."""
+    return (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mnv4suite.errors import UserError
-from mnv4suite.fileio import atomic_write_bytes
+from mnv4suite.fileio import atomic_write_bytes, json_bytes
 
 SCHEMA_VERSION = "1.4"  # written; the schema file also reads 1.0 to 1.3
 SCHEMA_FILE = "result-1.schema.json"
@@ -73,12 +73,20 @@ def write(result: dict[str, Any], path: Path) -> Path:
     """Validate first, then replace atomically: an invalid result, or one too large for ``read`` to take
     back, is never written."""
     validate(result)
-    data = (json.dumps(result, indent=2) + "\n").encode("utf-8")
+    data = json_bytes(result)
     if len(data) > MAX_RESULT_BYTES:
         raise ValueError(f"a result of {len(data)} bytes is more than the {MAX_RESULT_BYTES} a reader "
                          "accepts: a field grew without bound (a bug in the suite or a plugin: please report it)")
     atomic_write_bytes(path, data)
     return path
+
+
+def per_query_latency(result: dict[str, Any]) -> dict[str, Any]:
+    """The latency figures that are a query's latency. In Offline, LoadGen sends every sample in one query,
+    so its "latencies" are times from the start of the test to each sample's end (seconds at the normal
+    preset, beside SingleStream's milliseconds): its figure is the throughput, samples/s."""
+    latency = result.get("latency") or {}
+    return {} if result.get("scenario") == "Offline" else latency
 
 
 def read(path: Path) -> dict[str, Any]:

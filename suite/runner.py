@@ -28,7 +28,7 @@ from mnv4suite.config import RunConfig
 from mnv4suite.errors import UnavailableError, UserError
 from mnv4suite.fileio import atomic_write_json
 from mnv4suite.registry import Registry
-from mnv4suite.safeparse import printable
+from mnv4suite.safeparse import load_json, printable
 from mnv4suite.worker import ERROR_FILE, Job
 
 #: The run's configuration in its folder, so `mnv4suite run --resume RUN_DIR` can plan it again.
@@ -323,12 +323,15 @@ def read_outcome(job: Job, job_dir: Path, crash_hint: str = "see the output abov
     return outcome
 
 
+#: Far above any error.json a worker writes (a message and a traceback).
+MAX_ERROR_BYTES = 1 << 20
+
+
 def _read_error(path: Path) -> dict[str, Any]:
     """A worker's error.json (in a lab, a file another machine sent): what it says, or why it says nothing."""
-    from mnv4suite.safeparse import load_json
-
     try:
-        error = load_json(path.read_bytes()[: 1 << 20], str(path), max_bytes=1 << 20)
+        with open(path, "rb") as fh:
+            error = load_json(fh.read(MAX_ERROR_BYTES + 1), str(path), max_bytes=MAX_ERROR_BYTES)
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return {**error, "kind": str(error.get("kind", "JobFailed")), "user_error": error.get("user_error") is True}
         problem = "not an object with a message"
@@ -396,8 +399,8 @@ def _log_outcome(outcome: Outcome, log) -> None:
     if outcome.ok:
         latency = outcome.result["latency"] or {}
         accuracy = (outcome.result["accuracy"] or {}).get("metrics", {})
-        per_query = outcome.job.scenario != "Offline"  # an Offline "latency" is a sample's time since the start
-        figures = [f"p90 {latency['p90_ms']:.2f} ms" if per_query and latency.get("p90_ms") is not None else None,
+        p90 = results.per_query_latency(outcome.result).get("p90_ms")
+        figures = [f"p90 {p90:.2f} ms" if p90 is not None else None,
                    f"{latency['samples_per_s']:.1f} samples/s at batch {outcome.job.batch}"
                    if outcome.job.scenario == "Offline" and latency.get("samples_per_s") else None,
                    *(f"{name} {value:.2f}" for name, value in accuracy.items()),
